@@ -1,0 +1,1 @@
+"""The local stack: stand-ins for AWS, Snowflake, PostgreSQL and the core API."""

@@ -1,0 +1,1 @@
+"""A local Snowflake that speaks the connector's protocol and models Snowpipe."""

@@ -1,0 +1,1 @@
+"""Floe's control plane: connection rows, secrets, SQL rendering, provisioning and the CLI."""

@@ -1,0 +1,1 @@
+"""Reviewable Jinja SQL templates, one per statement kind, shipped as package data."""
