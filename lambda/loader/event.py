@@ -1,0 +1,45 @@
+"""The invocation event: `{"connection_id": "..."}`, checked before anything is touched."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+_CONNECTION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+# The task processor may tag an invocation with its tick; nothing else is accepted.
+_OPTIONAL_FIELDS = {"tick_id"}
+
+
+class InvalidEvent(ValueError):
+    """The event is not `{"connection_id": "<id>"}`; nothing was touched."""
+
+
+@dataclass(frozen=True)
+class LoaderEvent:
+    connection_id: str
+    tick_id: str | None = None
+
+    @classmethod
+    def parse(cls, event: Any) -> LoaderEvent:
+        if not isinstance(event, dict):
+            raise InvalidEvent(
+                f'expected a JSON object like {{"connection_id": "c-123"}}, got {type(event).__name__}'
+            )
+        unknown = sorted(str(k)[:40] for k in event if k not in _OPTIONAL_FIELDS | {"connection_id"})
+        if unknown:
+            raise InvalidEvent(f"unexpected field(s) {unknown}: the event carries only connection_id")
+        connection_id = event.get("connection_id")
+        if not isinstance(connection_id, str) or not _CONNECTION_ID.fullmatch(connection_id):
+            raise InvalidEvent(
+                "connection_id must be a string of 1-128 letters, digits, '_', '.', ':' or '-' "
+                f"starting with a letter or digit, got {_preview(connection_id)}"
+            )
+        tick_id = event.get("tick_id")
+        if tick_id is not None and (not isinstance(tick_id, str) or len(tick_id) > 128):
+            raise InvalidEvent(f"tick_id must be a string of at most 128 characters, got {_preview(tick_id)}")
+        return cls(connection_id, tick_id)
+
+
+def _preview(value: object) -> str:
+    return f"{type(value).__name__} {str(value)[:40]!r}"

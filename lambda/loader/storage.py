@@ -1,0 +1,132 @@
+"""The organisation's objects in S3: list the live prefix, delete loaded files, dead-letter failed ones.
+
+Every key this module deletes or copies is checked to lie under the organisation's live prefix, and
+object bodies are never read (CopyObject copies server-side).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from loader.plan import FilePlan, Layout, LiveFile
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+DELETE_BATCH = 1000  # DeleteObjects takes at most 1,000 keys per request
+
+
+class IsolationError(RuntimeError):
+    """A key outside the organisation's live prefix reached a destructive call: refuse, touch nothing."""
+
+
+@dataclass(frozen=True)
+class Listing:
+    files: list[LiveFile]
+    ignored: list[str]
+    pages: int
+
+
+@dataclass(frozen=True)
+class DeadLetterEntry:
+    original_key: str
+    dead_letter_key: str
+    status: str
+    reason: str
+    rows_parsed: int | None
+    rows_loaded: int
+    error_count: int
+    first_error: str | None
+
+
+class OrgStorage:
+    def __init__(self, s3: S3Client, bucket: str, live_prefix: str, dead_letter_prefix: str) -> None:
+        self._s3 = s3
+        self.bucket = bucket
+        self.live_prefix = live_prefix
+        self.dead_letter_prefix = dead_letter_prefix
+
+    def list_live(self, layout: Layout) -> Listing:
+        """Every event file under the live prefix (paginated); other keys are reported, never touched."""
+        files: list[LiveFile] = []
+        ignored: list[str] = []
+        pages = 0
+        paginator = self._s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.live_prefix):
+            pages += 1
+            for item in page.get("Contents", []):
+                key = item["Key"]
+                if layout.matches(key[len(self.live_prefix) :]):
+                    files.append(LiveFile(key, item["Size"], item["LastModified"]))
+                else:
+                    ignored.append(key)
+        return Listing(files, ignored, pages)
+
+    def delete(self, keys: Sequence[str]) -> list[str]:
+        """Delete in batches; returns the keys S3 refused to delete (they stay for the next tick)."""
+        failed: list[str] = []
+        for start in range(0, len(keys), DELETE_BATCH):
+            batch = [self._owned(k) for k in keys[start : start + DELETE_BATCH]]
+            response = self._s3.delete_objects(
+                Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True}
+            )
+            failed.extend(error["Key"] for error in response.get("Errors", []))
+        return failed
+
+    def dead_letter_key(self, key: str) -> str:
+        # Deterministic: a tick that crashed between copy and delete copies onto the same key again,
+        # so the object is dead-lettered exactly once.
+        return f"{self.dead_letter_prefix}objects/{self._owned(key)[len(self.live_prefix) :]}"
+
+    def copy_to_dead_letter(self, plans: Iterable[FilePlan]) -> list[DeadLetterEntry]:
+        entries = []
+        for plan in plans:
+            target = self.dead_letter_key(plan.file.key)
+            self._s3.copy_object(
+                Bucket=self.bucket, Key=target, CopySource={"Bucket": self.bucket, "Key": plan.file.key}
+            )
+            entries.append(_entry(plan, target))
+        return entries
+
+    def write_manifest(self, run_id: str, manifest: dict[str, Any]) -> str:
+        key = f"{self.dead_letter_prefix}manifests/{run_id}.json"
+        self._s3.put_object(
+            Bucket=self.bucket,
+            Key=key,
+            Body=json.dumps(manifest, indent=2, default=str).encode(),
+            ContentType="application/json",
+        )
+        return key
+
+    def restage(self, key: str) -> None:
+        """Copy an object onto itself so its LastModified is now: REFRESH's 7-day window sees it again."""
+        owned = self._owned(key)
+        self._s3.copy_object(
+            Bucket=self.bucket,
+            Key=owned,
+            CopySource={"Bucket": self.bucket, "Key": owned},
+            MetadataDirective="REPLACE",
+            Metadata={"floe-restaged": "true"},
+        )
+
+    def _owned(self, key: str) -> str:
+        if not key.startswith(self.live_prefix) or "/../" in f"/{key}/" or key == self.live_prefix:
+            raise IsolationError(f"refusing to touch {key[:200]!r}: not under {self.live_prefix!r}")
+        return key
+
+
+def _entry(plan: FilePlan, target: str) -> DeadLetterEntry:
+    record = plan.record
+    return DeadLetterEntry(
+        original_key=plan.file.key,
+        dead_letter_key=target,
+        status=record.status.value if record else "Not loaded",
+        reason=plan.reason,
+        rows_parsed=record.row_parsed if record else None,
+        rows_loaded=record.row_count if record else 0,
+        error_count=record.error_count if record else 0,
+        first_error=record.first_error if record else None,
+    )

@@ -1,0 +1,165 @@
+"""Settings from the environment, checked once at start: a bad value names its variable."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+ORG_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the environment variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    connections_dsn: str = "sqlite:///.floe/connections.db"
+    bucket: str = "floe-events"
+    live_prefix: str = "live/{org_id}/"
+    dead_letter_prefix: str = "dead-letter/{org_id}/"
+    iam_role_path: str = "/floe/snowflake/"
+    secret_prefix: str = "floe/connections/"  # noqa: S105 - a name prefix, not a secret
+    snowflake_host: str | None = None
+    snowflake_port: int | None = None
+    snowflake_protocol: str = "https"
+    core_api_url: str | None = None
+    core_api_token_secret: str | None = None
+    retry_attempts: int = 3
+    time_margin_seconds: float = 20.0
+    lease_seconds: float = 960.0
+    poll_first_seconds: float = 15.0
+    poll_max_seconds: float = 30.0
+    stranded_after_seconds: float = 3600.0
+    layout: str = "events/env_key={env_key}/year={year}/month={month}/day={day}/hour={hour}/{name}.json.gz"
+
+    def live_prefix_for(self, org_id: str) -> str:
+        return _org_prefix(self.live_prefix, org_id)
+
+    def dead_letter_prefix_for(self, org_id: str) -> str:
+        return _org_prefix(self.dead_letter_prefix, org_id)
+
+
+def _org_prefix(template: str, org_id: str) -> str:
+    if not ORG_ID_PATTERN.fullmatch(org_id):
+        raise ValueError(f"organisation id {org_id[:80]!r} is not of the form {ORG_ID_PATTERN.pattern}")
+    return template.format(org_id=org_id)
+
+
+_PREFIX_TEMPLATE = re.compile(
+    r"^(?:[a-z0-9=_-]+/)*?(?:[a-z0-9=_-]*\{org_id\}[a-z0-9=_-]*/)(?:[a-z0-9=_-]+/)*$"
+)
+
+
+def load(environ: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+    defaults = Settings()
+    settings = Settings(
+        connections_dsn=env.get("FLOE_CONNECTIONS_DSN", defaults.connections_dsn),
+        bucket=_bucket(env.get("FLOE_BUCKET", defaults.bucket)),
+        live_prefix=_prefix_template("FLOE_LIVE_PREFIX", env.get("FLOE_LIVE_PREFIX", defaults.live_prefix)),
+        dead_letter_prefix=_prefix_template(
+            "FLOE_DEAD_LETTER_PREFIX", env.get("FLOE_DEAD_LETTER_PREFIX", defaults.dead_letter_prefix)
+        ),
+        iam_role_path=_iam_path(env.get("FLOE_IAM_ROLE_PATH", defaults.iam_role_path)),
+        secret_prefix=env.get("FLOE_SECRET_PREFIX", defaults.secret_prefix),
+        snowflake_host=env.get("FLOE_SNOWFLAKE_HOST") or None,
+        snowflake_port=_optional_int(env, "FLOE_SNOWFLAKE_PORT", 1, 65535),
+        snowflake_protocol=_choice(env, "FLOE_SNOWFLAKE_PROTOCOL", ("https", "http"), "https"),
+        core_api_url=_optional_url(env, "FLOE_CORE_API_URL"),
+        core_api_token_secret=env.get("FLOE_CORE_API_TOKEN_SECRET") or None,
+        retry_attempts=_int(env, "FLOE_RETRY_ATTEMPTS", defaults.retry_attempts, 1, 10),
+        time_margin_seconds=_float(env, "FLOE_TIME_MARGIN_SECONDS", defaults.time_margin_seconds, 0, 600),
+        lease_seconds=_float(env, "FLOE_LEASE_SECONDS", defaults.lease_seconds, 1, 86400),
+        poll_first_seconds=_float(env, "FLOE_POLL_FIRST_SECONDS", defaults.poll_first_seconds, 0, 300),
+        poll_max_seconds=_float(env, "FLOE_POLL_MAX_SECONDS", defaults.poll_max_seconds, 0.01, 300),
+        stranded_after_seconds=_float(
+            env, "FLOE_STRANDED_AFTER_SECONDS", defaults.stranded_after_seconds, 60, 6 * 86400
+        ),
+        layout=_layout(env.get("FLOE_LAYOUT", defaults.layout)),
+    )
+    live_root = settings.live_prefix.split("{org_id}")[0]
+    dead_root = settings.dead_letter_prefix.split("{org_id}")[0]
+    if not live_root or not dead_root or live_root.startswith(dead_root) or dead_root.startswith(live_root):
+        # A dead-lettered object under a stage URL would be loaded again by the next REFRESH.
+        raise ConfigError(
+            "FLOE_LIVE_PREFIX and FLOE_DEAD_LETTER_PREFIX must start with different top folders"
+        )
+    return settings
+
+
+def _bucket(value: str) -> str:
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", value):
+        raise ConfigError(f"FLOE_BUCKET={value!r} is not an S3 bucket name")
+    return value
+
+
+def _prefix_template(name: str, value: str) -> str:
+    if not _PREFIX_TEMPLATE.fullmatch(value) or value.count("{org_id}") != 1:
+        raise ConfigError(f"{name}={value!r} must be folders ending in '/', one of them holding {{org_id}}")
+    return value
+
+
+def _layout(value: str) -> str:
+    fields = re.findall(r"\{(\w*)\}", value)
+    if not value or value.startswith(("{", "/")) or "name" not in fields or not value.endswith(".json.gz"):
+        raise ConfigError(
+            f"FLOE_LAYOUT={value!r} must start with a folder, hold {{name}} and end in .json.gz"
+        )
+    return value
+
+
+def _iam_path(value: str) -> str:
+    if not re.fullmatch(r"/(?:[A-Za-z0-9_+=,.@-]+/)*", value):
+        raise ConfigError(f"FLOE_IAM_ROLE_PATH={value!r} must look like /floe/snowflake/")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={value} must lie between {low} and {high}")
+    return value
+
+
+def _optional_int(env: Mapping[str, str], name: str, low: int, high: int) -> int | None:
+    return _int(env, name, 0, low, high) if env.get(name) else None
+
+
+def _float(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={value} must lie between {low} and {high}")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    value = env.get(name) or default
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r} must be one of {', '.join(choices)}")
+    return value
+
+
+def _optional_url(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name)
+    if not value:
+        return None
+    parsed = urlparse(value)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ConfigError(f"{name} must be an http(s) URL")
+    return value

@@ -1,0 +1,75 @@
+"""Fixtures that start the local stack: each server once per session, its state reset per test.
+
+Servers are real (moto over HTTP, a PostgreSQL cluster, the Snowflake stand-in over the connector's
+protocol, the core-API receiver); imports are lazy so a unit test of the pure core starts none of them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from devstack.aws import MotoServer
+    from devstack.core_api import CoreReceiver
+    from devstack.snowflake.server import StandIn
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    from devstack.aws import MotoServer
+
+    with MotoServer() as server:
+        previous = {k: os.environ.get(k) for k in server.environment()}
+        os.environ.update(server.environment())
+        yield server
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture
+def aws(moto_server: MotoServer) -> MotoServer:
+    """The moto server, emptied before the test."""
+    moto_server.reset()
+    return moto_server
+
+
+@pytest.fixture(scope="session")
+def pg_dsn() -> Iterator[str]:
+    """A real PostgreSQL: FLOE_TEST_PG_DSN if set, else a throwaway cluster (never skipped)."""
+    if dsn := os.environ.get("FLOE_TEST_PG_DSN"):
+        yield dsn
+        return
+    from devstack.postgres import TemporaryPostgres
+
+    with TemporaryPostgres() as cluster:
+        yield cluster.dsn
+
+
+@pytest.fixture(scope="session")
+def standin_server(moto_server: MotoServer) -> Iterator[StandIn]:
+    from devstack.snowflake.server import StandIn
+
+    with StandIn(aws_endpoint_url=moto_server.endpoint_url) as server:
+        yield server
+
+
+@pytest.fixture
+def standin(standin_server: StandIn, aws: MotoServer) -> StandIn:
+    """The Snowflake stand-in with no accounts, over an empty moto."""
+    standin_server.control.reset()
+    return standin_server
+
+
+@pytest.fixture
+def core_api() -> Iterator[CoreReceiver]:
+    from devstack.core_api import CoreReceiver
+
+    with CoreReceiver() as receiver:
+        yield receiver
