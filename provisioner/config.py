@@ -26,6 +26,7 @@ class Settings:
     snowflake_host: str | None = None
     snowflake_port: int | None = None
     snowflake_protocol: str = "https"
+    aws_account_id: str | None = None
     core_api_url: str | None = None
     core_api_token_secret: str | None = None
     retry_attempts: int = 3
@@ -49,9 +50,7 @@ def _org_prefix(template: str, org_id: str) -> str:
     return template.format(org_id=org_id)
 
 
-_PREFIX_TEMPLATE = re.compile(
-    r"^(?:[a-z0-9=_-]+/)*?(?:[a-z0-9=_-]*\{org_id\}[a-z0-9=_-]*/)(?:[a-z0-9=_-]+/)*$"
-)
+_PREFIX_TEMPLATE = re.compile(r"^(?:[a-z0-9=_-]+/)*?(?:[a-z0-9=_-]*\{org_id\}[a-z0-9=_-]*/)(?:[a-z0-9=_-]+/)*$")
 
 
 def load(environ: Mapping[str, str] | None = None) -> Settings:
@@ -69,6 +68,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         snowflake_host=env.get("FLOE_SNOWFLAKE_HOST") or None,
         snowflake_port=_optional_int(env, "FLOE_SNOWFLAKE_PORT", 1, 65535),
         snowflake_protocol=_choice(env, "FLOE_SNOWFLAKE_PROTOCOL", ("https", "http"), "https"),
+        aws_account_id=_aws_account(env.get("FLOE_AWS_ACCOUNT_ID") or None),
         core_api_url=_optional_url(env, "FLOE_CORE_API_URL"),
         core_api_token_secret=env.get("FLOE_CORE_API_TOKEN_SECRET") or None,
         retry_attempts=_int(env, "FLOE_RETRY_ATTEMPTS", defaults.retry_attempts, 1, 10),
@@ -85,9 +85,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
     dead_root = settings.dead_letter_prefix.split("{org_id}")[0]
     if not live_root or not dead_root or live_root.startswith(dead_root) or dead_root.startswith(live_root):
         # A dead-lettered object under a stage URL would be loaded again by the next REFRESH.
-        raise ConfigError(
-            "FLOE_LIVE_PREFIX and FLOE_DEAD_LETTER_PREFIX must start with different top folders"
-        )
+        raise ConfigError("FLOE_LIVE_PREFIX and FLOE_DEAD_LETTER_PREFIX must start with different top folders")
     return settings
 
 
@@ -103,12 +101,26 @@ def _prefix_template(name: str, value: str) -> str:
     return value
 
 
+def _aws_account(value: str | None) -> str | None:
+    if value is not None and not re.fullmatch(r"[0-9]{12}", value):
+        raise ConfigError(f"FLOE_AWS_ACCOUNT_ID={value!r} must be the 12-digit AWS account id")
+    return value
+
+
+def aws_account_id(settings: Settings) -> str:
+    """Our AWS account (the per-organisation IAM roles live in it): the setting, else STS asks."""
+    if settings.aws_account_id:
+        return settings.aws_account_id
+    import boto3
+
+    account: str = boto3.client("sts").get_caller_identity()["Account"]
+    return account
+
+
 def _layout(value: str) -> str:
     fields = re.findall(r"\{(\w*)\}", value)
     if not value or value.startswith(("{", "/")) or "name" not in fields or not value.endswith(".json.gz"):
-        raise ConfigError(
-            f"FLOE_LAYOUT={value!r} must start with a folder, hold {{name}} and end in .json.gz"
-        )
+        raise ConfigError(f"FLOE_LAYOUT={value!r} must start with a folder, hold {{name}} and end in .json.gz")
     return value
 
 

@@ -147,9 +147,7 @@ class ConnectionStore(Protocol):
     def get(self, connection_id: str) -> Connection: ...
     def list(self, active_only: bool = False) -> builtins.list[Connection]: ...
     def set_template_version(self, connection_id: str, version: str, lease: Lease) -> None: ...
-    def set_status(
-        self, connection_id: str, status: ConnectionStatus | str, detail: str | None = None
-    ) -> None: ...
+    def set_status(self, connection_id: str, status: ConnectionStatus | str, detail: str | None = None) -> None: ...
     def acquire_lease(self, connection_id: str, owner: str, ttl: timedelta) -> Lease | None: ...
     def release_lease(self, lease: Lease) -> bool: ...
     def close(self) -> None: ...
@@ -324,12 +322,9 @@ class _SqlStore(ABC):
         rows = self._query(f"{_SELECT}{where} ORDER BY connection_id", params)
         return [_connection_of(row) for row in rows]
 
-    def set_status(
-        self, connection_id: str, status: ConnectionStatus | str, detail: str | None = None
-    ) -> None:
+    def set_status(self, connection_id: str, status: ConnectionStatus | str, detail: str | None = None) -> None:
         rows = self._write(
-            "UPDATE connections SET status = ?, status_detail = ? WHERE connection_id = ? "
-            "RETURNING connection_id",
+            "UPDATE connections SET status = ?, status_detail = ? WHERE connection_id = ? RETURNING connection_id",
             (_parse_status(status).value, detail, connection_id),
         )
         if not rows:
@@ -388,9 +383,7 @@ class _SqlStore(ABC):
 
 def _row_of(connection: Connection) -> tuple[object, ...]:
     # Plain str for the status: drivers need not know the enum.
-    return tuple(
-        connection.status.value if name == "status" else getattr(connection, name) for name in _FIELDS
-    )
+    return tuple(connection.status.value if name == "status" else getattr(connection, name) for name in _FIELDS)
 
 
 def _connection_of(row: Sequence[Any]) -> Connection:
@@ -480,6 +473,4 @@ def open_store(dsn: str) -> ConnectionStore:
         path = Path(rest[1:])
         path.parent.mkdir(parents=True, exist_ok=True)
         return SqliteStore(path)
-    raise ValueError(
-        f"unsupported connections DSN scheme {scheme!r}: use postgresql://, postgres:// or sqlite:///"
-    )
+    raise ValueError(f"unsupported connections DSN scheme {scheme!r}: use postgresql://, postgres:// or sqlite:///")

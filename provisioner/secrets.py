@@ -51,9 +51,7 @@ def read_credentials(secret_ref: str, client: SecretsManagerClient | None = None
             f"cannot read secret {secret_ref!r} ({code}); check that it exists and the loader may read it"
         ) from None
     except KeyError:
-        raise SecretError(
-            f"secret {secret_ref!r} has no SecretString; store the credentials as JSON"
-        ) from None
+        raise SecretError(f"secret {secret_ref!r} has no SecretString; store the credentials as JSON") from None
     return parse_credentials(secret_ref, raw)
 
 
@@ -77,9 +75,7 @@ def _der_private_key(secret_ref: str, pem: str, passphrase: object) -> bytes:
     if passphrase is not None and not isinstance(passphrase, str):
         raise SecretError(f"secret {secret_ref!r}: 'private_key_passphrase' must be a string")
     try:
-        key = serialization.load_pem_private_key(
-            pem.encode(), password=passphrase.encode() if passphrase else None
-        )
+        key = serialization.load_pem_private_key(pem.encode(), password=passphrase.encode() if passphrase else None)
     except (ValueError, TypeError):
         # The library's message can quote key material; never pass it on.
         raise SecretError(

@@ -155,9 +155,7 @@ def test_open_store_refuses_malformed_sqlite_dsns(dsn: str) -> None:
         open_store(dsn)
 
 
-def test_open_store_sqlite_relative_path_creates_parents(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_open_store_sqlite_relative_path_creates_parents(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     with open_store("sqlite:///.floe/nested/connections.db") as store:
         assert isinstance(store, SqliteStore)
@@ -275,9 +273,7 @@ def test_stores_share_one_database(store: ConnectionStore, store_dsn: str) -> No
 # -- the throwaway cluster ----------------------------------------------------------------------------
 
 
-def test_temporary_postgres_fails_clearly_and_leaves_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_temporary_postgres_fails_clearly_and_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))

@@ -187,9 +187,7 @@ TRIALS = 30
 RACE_TIMEOUT_S = 120
 
 
-def _race(
-    dsn: str, owner: str, barrier: Barrier, results: multiprocessing.Queue[tuple[int, str, str]]
-) -> None:
+def _race(dsn: str, owner: str, barrier: Barrier, results: multiprocessing.Queue[tuple[int, str, str]]) -> None:
     """One racing process: per trial, wait for the others, then try to take that trial's lease."""
     try:
         with open_store(dsn) as store:
@@ -213,9 +211,7 @@ def test_exactly_one_process_wins_each_race(store: ConnectionStore, store_dsn: s
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(RACERS)
     results: multiprocessing.Queue[tuple[int, str, str]] = context.Queue()
-    racers = [
-        context.Process(target=_race, args=(store_dsn, f"racer-{n}", barrier, results)) for n in range(RACERS)
-    ]
+    racers = [context.Process(target=_race, args=(store_dsn, f"racer-{n}", barrier, results)) for n in range(RACERS)]
     for racer in racers:
         racer.start()
     try:
@@ -236,9 +232,7 @@ def test_exactly_one_process_wins_each_race(store: ConnectionStore, store_dsn: s
         assert store.release_lease(Lease(f"race-{trial}", owner, int(token), datetime.now(UTC)))
 
 
-def _collect(
-    results: multiprocessing.Queue[tuple[int, str, str]], count: int
-) -> dict[int, list[tuple[str, str]]]:
+def _collect(results: multiprocessing.Queue[tuple[int, str, str]], count: int) -> dict[int, list[tuple[str, str]]]:
     outcomes: dict[int, list[tuple[str, str]]] = {}
     deadline = time.monotonic() + RACE_TIMEOUT_S
     for _ in range(count):

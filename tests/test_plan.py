@@ -29,9 +29,7 @@ def live(name: str, age: timedelta = timedelta(minutes=5)) -> LiveFile:
 
 
 def record(file: LiveFile, status: LoadStatus, rows: int = 0, at: datetime = NOW) -> LoadRecord:
-    return LoadRecord(
-        file.key, status, row_count=rows, last_load_time=at, first_error="bad" if rows == 0 else None
-    )
+    return LoadRecord(file.key, status, row_count=rows, last_load_time=at, first_error="bad" if rows == 0 else None)
 
 
 def test_loaded_file_is_deleted_and_counts_its_rows() -> None:

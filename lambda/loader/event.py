@@ -23,9 +23,7 @@ class LoaderEvent:
     @classmethod
     def parse(cls, event: Any) -> LoaderEvent:
         if not isinstance(event, dict):
-            raise InvalidEvent(
-                f'expected a JSON object like {{"connection_id": "c-123"}}, got {type(event).__name__}'
-            )
+            raise InvalidEvent(f'expected a JSON object like {{"connection_id": "c-123"}}, got {type(event).__name__}')
         unknown = sorted(str(k)[:40] for k in event if k not in _OPTIONAL_FIELDS | {"connection_id"})
         if unknown:
             raise InvalidEvent(f"unexpected field(s) {unknown}: the event carries only connection_id")

@@ -37,9 +37,7 @@ class CoreMetrics:
         try:
             retrying(self._send, payload)
         except (MetricsRejected, ValueError) as error:
-            log.warning(
-                "metrics not delivered", extra={"run_id": payload.get("run_id"), "reason": str(error)}
-            )
+            log.warning("metrics not delivered", extra={"run_id": payload.get("run_id"), "reason": str(error)})
             return False
         return True
 

@@ -128,19 +128,13 @@ def stranded(
     return [
         FilePlan(p.file, Decision.DEAD_LETTER, f"not loaded by the pipe within {stranded_after} (stranded)")
         for p in plans
-        if p.decision is Decision.SEND
-        and p.file.key not in sent
-        and now - p.file.last_modified >= stranded_after
+        if p.decision is Decision.SEND and p.file.key not in sent and now - p.file.last_modified >= stranded_after
     ]
 
 
 def unsettled(plans: Iterable[FilePlan], sent: frozenset[str] = frozenset()) -> list[FilePlan]:
     """Files whose outcome is not known yet: in progress, or sent this tick without a record."""
-    return [
-        p
-        for p in plans
-        if p.decision is Decision.WAIT or (p.decision is Decision.SEND and p.file.key in sent)
-    ]
+    return [p for p in plans if p.decision is Decision.WAIT or (p.decision is Decision.SEND and p.file.key in sent)]
 
 
 def history_start(files: Iterable[LiveFile], now: datetime) -> datetime:

@@ -1,0 +1,54 @@
+"""Client of the stand-in's ``/devstack/`` control API (stdlib only)."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from typing import Any
+
+
+class StandInControl:
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url.rstrip("/")
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(  # noqa: S310 - the URL is the stand-in's own http address
+            self.base_url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+            return json.loads(response.read() or b"null")
+
+    def reset(self) -> None:
+        self._call("POST", "/devstack/reset", {})
+
+    def create_account(
+        self,
+        name: str,
+        admin_user: str = "ADMIN",
+        admin_password: str = "admin-password",  # noqa: S107 - the stand-in's documented default
+    ) -> dict[str, Any]:
+        body = {"name": name, "admin_user": admin_user, "admin_password": admin_password}
+        return dict(self._call("POST", "/devstack/accounts", body))
+
+    def drain(self, account: str) -> dict[str, int]:
+        return dict(self._call("POST", f"/devstack/accounts/{account}/drain", {}))
+
+    def configure(self, account: str, **settings: float | None) -> dict[str, Any]:
+        return dict(self._call("PUT", f"/devstack/accounts/{account}/settings", dict(settings)))
+
+    def inject_faults(self, account: str, fail_requests: int = 0, fail_files: dict[str, str] | None = None) -> None:
+        self._call(
+            "POST",
+            f"/devstack/accounts/{account}/faults",
+            {"fail_requests": fail_requests, "fail_files": fail_files or {}},
+        )
+
+    def advance_clock(self, seconds: float) -> None:
+        self._call("POST", "/devstack/clock", {"advance_seconds": seconds})
+
+    def stats(self, account: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"/devstack/accounts/{account}/stats"))
+
+    def statements(self, account: str) -> list[dict[str, Any]]:
+        return list(self._call("GET", f"/devstack/accounts/{account}/statements"))

@@ -1,0 +1,104 @@
+"""The ``/devstack/`` control API: accounts, loading, settings, faults, the clock and counters."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from . import pipes
+from .model import Account
+from .state import StandInState
+
+_SETTINGS = ("load_delay_seconds", "history_lag_seconds", "statement_latency_seconds", "login_latency_seconds")
+
+
+class ControlApi:
+    def __init__(self, state: StandInState) -> None:
+        self.state = state
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/devstack/reset", self.reset, methods=["POST"]),
+            Route("/devstack/accounts", self.create_account, methods=["POST"]),
+            Route("/devstack/accounts/{name}/drain", self.drain, methods=["POST"]),
+            Route("/devstack/accounts/{name}/settings", self.settings, methods=["PUT"]),
+            Route("/devstack/accounts/{name}/faults", self.faults, methods=["POST"]),
+            Route("/devstack/accounts/{name}/stats", self.stats, methods=["GET"]),
+            Route("/devstack/accounts/{name}/statements", self.statements, methods=["GET"]),
+            Route("/devstack/clock", self.clock, methods=["POST"]),
+        ]
+
+    def _account(self, request: Request) -> Account | None:
+        return self.state.account(request.path_params["name"])
+
+    @staticmethod
+    def _missing(request: Request) -> JSONResponse:
+        return JSONResponse({"error": f"no account {request.path_params['name']}"}, status_code=404)
+
+    async def reset(self, _: Request) -> JSONResponse:
+        self.state.reset()
+        return JSONResponse({})
+
+    async def create_account(self, request: Request) -> JSONResponse:
+        body: dict[str, Any] = await request.json()
+        if self.state.account(str(body["name"])) is not None:
+            return JSONResponse({"error": f"account {body['name']} exists"}, status_code=409)
+        account = self.state.create_account(
+            str(body["name"]), str(body.get("admin_user", "ADMIN")), str(body.get("admin_password", "admin-password"))
+        )
+        return JSONResponse({"name": account.name, "iam_user_arn": account.iam_user_arn})
+
+    async def drain(self, request: Request) -> JSONResponse:
+        account = self._account(request)
+        if account is None:
+            return self._missing(request)
+        counts = await run_in_threadpool(pipes.load_due, self.state.runtime, account, True)
+        return JSONResponse(counts)
+
+    async def settings(self, request: Request) -> JSONResponse:
+        account = self._account(request)
+        if account is None:
+            return self._missing(request)
+        body: dict[str, Any] = await request.json()
+        unknown = set(body) - set(_SETTINGS)
+        if unknown:
+            return JSONResponse({"error": f"unknown settings {sorted(unknown)}"}, status_code=400)
+        with account.lock:
+            for key, value in body.items():
+                # Only load_delay_seconds means something when null (load on drain only).
+                number = None if value is None and key == "load_delay_seconds" else float(value or 0)
+                setattr(account.settings, key, number)
+        return JSONResponse(asdict(account.settings))
+
+    async def faults(self, request: Request) -> JSONResponse:
+        account = self._account(request)
+        if account is None:
+            return self._missing(request)
+        body: dict[str, Any] = await request.json()
+        with account.lock:
+            account.fail_requests += int(body.get("fail_requests") or 0)
+            account.fail_files.update({str(k): str(v) for k, v in (body.get("fail_files") or {}).items()})
+        return JSONResponse({"fail_requests": account.fail_requests, "fail_files": account.fail_files})
+
+    async def clock(self, request: Request) -> JSONResponse:
+        body: dict[str, Any] = await request.json()
+        await run_in_threadpool(self.state.runtime.advance_clock, float(body.get("advance_seconds", 0)))
+        return JSONResponse({"now": self.state.runtime.clock.now()})
+
+    async def stats(self, request: Request) -> JSONResponse:
+        account = self._account(request)
+        if account is None:
+            return self._missing(request)
+        return JSONResponse(self.state.stats(account))
+
+    async def statements(self, request: Request) -> JSONResponse:
+        account = self._account(request)
+        if account is None:
+            return self._missing(request)
+        with account.lock:
+            return JSONResponse([asdict(s) for s in account.statements])

@@ -1,0 +1,503 @@
+"""Pipes, ALTER PIPE … REFRESH, the asynchronous Snowpipe queue and bulk COPY INTO.
+
+snowflake-facts.md §1 (REFRESH), §2 (load status), §5 (pipe DDL and COPY options).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from . import engine, results
+from .context import Context, Runtime
+from .errors import SnowflakeError, already_exists, does_not_exist
+from .iam import split_s3_url
+from .model import Account, CopySpec, LoadRecord, Pipe, QualifiedName, QueuedFile, StagedFile, display
+from .results import Column, Result
+from .security import record_ownership
+from .sqltext import Parser, find_matching_paren, split_name, split_top_level, tokenize
+from .storage import (
+    _in_scope,
+    _show_filters,
+    get_stage,
+    list_files,
+    parse_file_format,
+    parse_stage_reference,
+    resolve_file_format,
+    stage_base,
+    stage_storage,
+)
+
+DAY = 86400.0
+REFRESH_WINDOW = 7 * DAY  # facts §1: REFRESH loads files staged within the last 7 days
+PIPE_METADATA_TTL = 14 * DAY  # facts §1: pipe load metadata kept 14 days
+TABLE_METADATA_TTL = 64 * DAY  # facts §1: bulk COPY load metadata kept 64 days
+HISTORY_TTL = 14 * DAY  # facts §2: COPY_HISTORY covers the last 14 days
+
+# facts §5: COPY options a pipe does not support.
+_UNSUPPORTED_IN_PIPE = ("FILES", "SIZE_LIMIT", "PURGE", "FORCE", "RETURN_FAILED_ONLY", "VALIDATION_MODE")
+
+_HISTORY_STATUS = {
+    engine.STATUS_LOADED: "Loaded",
+    engine.STATUS_FAILED: "Load failed",
+    engine.STATUS_PARTIAL: "Partially loaded",
+}
+
+
+# ---- parsing COPY INTO ------------------------------------------------------------------------
+
+
+def parse_copy(ctx: Context, sql: str) -> tuple[CopySpec, dict[str, Any]]:
+    """``COPY INTO t [(cols)] FROM @stage[/path] | (SELECT … FROM @stage[/path] [alias]) <options>``."""
+    p = Parser(sql)
+    p.expect("COPY", "INTO")
+    table = ctx.qualify(p.name(), "COPY INTO")
+    columns: list[str] | None = None
+    if (token := p.peek()) is not None and token.text == "(":
+        close = find_matching_paren(sql, token.start)
+        columns = [split_name(c)[-1] for c in split_top_level(sql[token.start + 1 : close])]
+        _skip_to(p, close)
+    p.expect("FROM")
+    exprs: list[str] | None = None
+    token = p.next()
+    if token.text == "(":
+        close = find_matching_paren(sql, token.start)
+        exprs, stage_text = _parse_transform(sql[token.start + 1 : close])
+        _skip_to(p, close)
+    else:
+        stage_text = token.text
+    if not stage_text.startswith("@"):
+        raise SnowflakeError(1003, "SQL compilation error:\nthe stand-in loads only from a named stage (@stage)")
+    stage, path = parse_stage_reference(ctx, stage_text)
+    options = p.options()
+    spec = CopySpec(
+        table=table,
+        columns=columns,
+        select_exprs=exprs,
+        stage=stage,
+        path=path,
+        file_format=parse_file_format(ctx, options["FILE_FORMAT"]) if "FILE_FORMAT" in options else None,
+        on_error=str(options["ON_ERROR"]) if "ON_ERROR" in options else None,
+        pattern=str(options["PATTERN"]) if "PATTERN" in options else None,
+        files=_string_list(options.get("FILES")),
+        force=options.get("FORCE") is True,
+    )
+    return spec, dict(options)
+
+
+def _string_list(value: Any) -> list[str] | None:
+    return [str(v) for v in value] if isinstance(value, list) else None
+
+
+def _skip_to(p: Parser, close: int) -> None:
+    while (token := p.peek()) is not None and token.start <= close:
+        p.pos += 1
+
+
+def _parse_transform(inner: str) -> tuple[list[str], str]:
+    """``SELECT e1, e2 FROM @stage/path [alias]`` -> (expressions, stage reference)."""
+    tokens = tokenize(inner)
+    if not tokens or tokens[0].upper != "SELECT":
+        raise SnowflakeError(1003, "SQL compilation error:\nexpected SELECT in COPY transform")
+    depth = 0
+    for token in tokens:
+        depth += token.text == "("
+        depth -= token.text == ")"
+        if depth == 0 and token.upper == "FROM":
+            exprs = split_top_level(inner[tokens[0].end : token.start])
+            rest = inner[token.end :].split()
+            if not rest:
+                break
+            return exprs, rest[0]
+    raise SnowflakeError(1003, "SQL compilation error:\nCOPY transform needs FROM @stage")
+
+
+# ---- pipe DDL ---------------------------------------------------------------------------------
+
+
+def create_pipe(ctx: Context, p: Parser, or_replace: bool, if_not_exists: bool) -> Result:
+    name = ctx.qualify(p.name(), "CREATE PIPE")
+    account = ctx.account
+    if name in account.pipes and not or_replace:
+        if if_not_exists:
+            return results.status(f"{name[2]} already exists, statement succeeded.")
+        raise already_exists("Pipe", name[2])
+    options = p.options()
+    p.expect("AS")
+    definition = p.rest()
+    spec, copy_options = parse_copy(ctx, definition)
+    _check_pipe_copy(spec, copy_options, options)
+    stage = get_stage(ctx, spec.stage)
+    engine.TableLoader._describe(account.fakesnow.duck_conn.cursor(), spec.table)  # the table must exist
+    # facts §2/§5: recreating a pipe drops its load history (metadata and COPY_HISTORY rows).
+    if (old := account.pipes.get(name)) is not None:
+        account.history = [r for r in account.history if r.pipe_id != old.id]
+    account.pipes[name] = Pipe(
+        name=name,
+        definition=definition,
+        copy=spec,
+        comment=str(options.get("COMMENT", "")),
+        owner=ctx.session.role,
+        created_on=ctx.now(),
+        stage_id=stage.id,
+    )
+    record_ownership(ctx, "PIPE", display(name))
+    return results.status(f"Pipe {name[2]} successfully created.")
+
+
+def _check_pipe_copy(spec: CopySpec, copy_options: dict[str, Any], pipe_options: dict[str, Any]) -> None:
+    if pipe_options.get("AUTO_INGEST") is True:
+        raise SnowflakeError(1008, "SQL compilation error:\nthe stand-in models AUTO_INGEST = FALSE pipes only")
+    for option in _UNSUPPORTED_IN_PIPE:
+        if option in copy_options:
+            raise SnowflakeError(1008, f"SQL compilation error:\nCOPY option {option} is not supported in a pipe")
+    if spec.on_error and spec.on_error.upper() == "ABORT_STATEMENT":
+        raise SnowflakeError(1008, "SQL compilation error:\nON_ERROR = ABORT_STATEMENT is not supported in a pipe")
+    if spec.on_error:
+        engine.OnError.parse(spec.on_error)
+
+
+def get_pipe(ctx: Context, name: QualifiedName) -> Pipe:
+    pipe = ctx.account.pipes.get(name)
+    if pipe is None:
+        raise does_not_exist("Pipe", display(name))
+    return pipe
+
+
+def _pipe_row(pipe: Pipe) -> list[Any]:
+    return [
+        pipe.created_on,
+        pipe.name[2],
+        pipe.name[0],
+        pipe.name[1],
+        pipe.definition,
+        pipe.owner,
+        None,
+        pipe.comment,
+        None,
+        pipe.copy.pattern,
+        None,
+        "ROLE",
+        None,
+        None,
+    ]
+
+
+_PIPE_COLUMNS = [
+    Column("created_on", "timestamp_ltz"),
+    *results.columns("name", "database_name", "schema_name", "definition", "owner", "notification_channel"),
+    *results.columns("comment", "integration", "pattern", "error_integration", "owner_role_type"),
+    *results.columns("invalid_reason", "budget"),
+]
+
+
+def show_pipes(ctx: Context, p: Parser) -> Result:
+    pattern, scope = _show_filters(ctx, p)
+    rows = [_pipe_row(pipe) for pipe in ctx.account.pipes.values() if _in_scope(pipe.name, pattern, scope)]
+    return Result(_PIPE_COLUMNS, rows)
+
+
+def describe_pipe(ctx: Context, p: Parser) -> Result:
+    return Result(_PIPE_COLUMNS, [_pipe_row(get_pipe(ctx, ctx.qualify(p.name(), "DESCRIBE PIPE")))])
+
+
+def drop_pipe(ctx: Context, p: Parser) -> Result:
+    if_exists = p.accept("IF", "EXISTS")
+    name = ctx.qualify(p.name(), "DROP PIPE")
+    pipe = ctx.account.pipes.pop(name, None)
+    if pipe is None:
+        if not if_exists:
+            raise does_not_exist("Pipe", display(name))
+    else:
+        ctx.account.history = [r for r in ctx.account.history if r.pipe_id != pipe.id]
+    return results.status(f"{name[2]} successfully dropped.")
+
+
+def alter_pipe(ctx: Context, p: Parser) -> tuple[str, Result]:
+    """``ALTER PIPE [IF EXISTS] n REFRESH …`` or ``SET PIPE_EXECUTION_PAUSED = … | COMMENT = …``."""
+    if_exists = p.accept("IF", "EXISTS")
+    name = ctx.qualify(p.name(), "ALTER PIPE")
+    if name not in ctx.account.pipes and if_exists:
+        return "alter_pipe", results.status("Statement executed successfully.")
+    pipe = get_pipe(ctx, name)
+    if p.accept("REFRESH"):
+        options = p.options()
+        return "refresh_pipe", refresh(ctx, pipe, options.get("PREFIX"), options.get("MODIFIED_AFTER"))
+    p.expect("SET")
+    options = p.options()
+    if "PIPE_EXECUTION_PAUSED" in options:
+        # facts §5: files submitted while paused "won't be processed until the pipe is resumed".
+        pipe.paused = options["PIPE_EXECUTION_PAUSED"] is True
+    if "COMMENT" in options:
+        pipe.comment = str(options["COMMENT"])
+    return "alter_pipe", results.status("Statement executed successfully.")
+
+
+# ---- REFRESH and the queue --------------------------------------------------------------------
+
+
+def execution_state(account: Account, pipe: Pipe) -> str:
+    """facts §2 executionState: PAUSED, STOPPED_* when what the pipe names is gone, else RUNNING."""
+    if pipe.paused:
+        return "PAUSED"
+    stage = account.stages.get(pipe.copy.stage)
+    if stage is None:
+        return "STOPPED_STAGE_DROPPED"
+    if stage.id != pipe.stage_id:
+        return "STOPPED_STAGE_ALTERED"
+    fmt = pipe.copy.file_format
+    if fmt and fmt.format_name and fmt.format_name not in account.file_formats:
+        return "STOPPED_FILE_FORMAT_DROPPED"
+    try:
+        engine.TableLoader._describe(account.fakesnow.duck_conn.cursor(), pipe.copy.table)
+    except SnowflakeError:
+        return "STOPPED_MISSING_TABLE"
+    return "RUNNING"
+
+
+def _forget_expired(account: Account, pipe: Pipe, now: float) -> None:
+    pipe.load_metadata = {k: t for k, t in pipe.load_metadata.items() if now - t < PIPE_METADATA_TTL}
+    for table, files in account.table_load_metadata.items():
+        account.table_load_metadata[table] = {k: v for k, v in files.items() if now - v[1] < TABLE_METADATA_TTL}
+
+
+def _modified_after(value: Any, now: float) -> float:
+    """facts §1: MODIFIED_AFTER "default and maximum allowed value is 7 days"; older values are clamped."""
+    window_start = now - REFRESH_WINDOW
+    if value is None:
+        return window_start
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise SnowflakeError(1008, f"SQL compilation error:\ninvalid MODIFIED_AFTER '{value}'", "22023") from None
+    return max(moment, window_start)
+
+
+def refresh(ctx: Context, pipe: Pipe, prefix: Any, modified_after: Any) -> Result:
+    """Queue every recent file under the pipe's stage path (+PREFIX) that neither load history knows.
+
+    facts §1: PREFIX is appended to the pipe's stage reference; only files staged within 7 days;
+    "checks the load history for both the pipe and the target table"; the pipe dedupes on path+name.
+    Output columns File/Status=SENT are UNCERTAIN in the facts (see docs/snowflake-standin.md).
+    """
+    account, now = ctx.account, ctx.now()
+    state = execution_state(account, pipe)
+    if state.startswith("STOPPED"):
+        raise SnowflakeError(91079, f"Pipe '{display(pipe.name)}' cannot be refreshed: {state}.", "XX000")
+    stage = get_stage(ctx, pipe.copy.stage)
+    files = list_files(ctx.runtime, account, stage, pipe.copy.path + str(prefix or ""))
+    _forget_expired(account, pipe, now)
+    since = _modified_after(modified_after, now)
+    bulk_loaded = account.table_load_metadata.get(pipe.copy.table, {})
+    rows: list[list[Any]] = []
+    for file in sorted(files, key=lambda f: f.key):
+        if file.last_modified < since or file.relative_path in pipe.load_metadata or file.key in bulk_loaded:
+            continue
+        if pipe.copy.pattern and not re.fullmatch(pipe.copy.pattern, stage_base(stage) + file.relative_path):
+            continue
+        pipe.load_metadata[file.relative_path] = now
+        pipe.queue.append(QueuedFile(file, now))
+        rows.append([file.relative_path, "SENT"])
+    return Result(results.columns("File", "Status"), rows)
+
+
+def load_queued(runtime: Runtime, account: Account, pipe: Pipe, queued: QueuedFile) -> LoadRecord:
+    """Load one file of a pipe's queue (facts §5: Snowpipe's ON_ERROR default is SKIP_FILE)."""
+    now = runtime.clock.now()
+    on_error = engine.OnError.parse(pipe.copy.on_error or "SKIP_FILE")
+    outcome = _load_one(runtime, account, pipe.copy, queued.file, on_error=on_error, now=now)
+    record = _record(account, pipe.copy, queued.file, outcome, received_at=queued.received_at, now=now, pipe=pipe)
+    account.history.append(record)
+    if outcome.status == engine.STATUS_FAILED:
+        pipe.last_error, pipe.last_error_at = record.first_error_message, now
+    else:
+        pipe.last_ingested_at, pipe.last_ingested_path = now, queued.file.relative_path
+    return record
+
+
+def _load_one(
+    runtime: Runtime, account: Account, copy: CopySpec, file: StagedFile, *, on_error: engine.OnError, now: float
+) -> engine.Outcome:
+    prepared = _prepare(runtime, account, copy, file, on_error=on_error, now=now)
+    if isinstance(prepared, engine.Outcome):
+        return prepared
+    return engine.commit(prepared)
+
+
+def _prepare(
+    runtime: Runtime, account: Account, copy: CopySpec, file: StagedFile, *, on_error: engine.OnError, now: float
+) -> engine.Prepared | engine.Outcome:
+    """Read and evaluate a file; an Outcome when it fails as a whole (fault, storage, format)."""
+    if (fault := account.fail_files.get(file.key)) is not None:
+        return engine.whole_file_failure(fault, on_error)
+    try:
+        stage = account.stages.get(copy.stage)
+        if stage is None:
+            raise does_not_exist("Stage", display(copy.stage))
+        options = resolve_file_format(account, copy.file_format or stage.file_format)
+        bucket, _ = split_s3_url(stage.url)
+        data = stage_storage(runtime, account, stage).read(bucket, file.key)
+        source = engine.SourceFile(file.relative_path, data, file.last_modified)
+        return engine.prepare(
+            account.fakesnow,
+            copy.table,
+            columns=copy.columns,
+            exprs=copy.select_exprs,
+            file=source,
+            options=options,
+            on_error=on_error,
+            scan_time=now,
+        )
+    except SnowflakeError as error:
+        return engine.whole_file_failure(error.message, on_error)
+
+
+def _record(
+    account: Account,
+    copy: CopySpec,
+    file: StagedFile,
+    outcome: engine.Outcome,
+    *,
+    received_at: float,
+    now: float,
+    pipe: Pipe | None,
+) -> LoadRecord:
+    stage = account.stages.get(copy.stage)
+    first = outcome.first_error
+    return LoadRecord(
+        file_name=file.relative_path,
+        stage_location=stage_base(stage) if stage else "",
+        table=copy.table,
+        status=_HISTORY_STATUS[outcome.status],
+        received_at=received_at,
+        last_load_time=now,
+        visible_at=now + account.settings.history_lag_seconds,
+        row_count=outcome.rows_loaded,
+        row_parsed=outcome.rows_parsed,
+        file_size=file.size,
+        first_error_message=first.message if first else None,
+        first_error_line_number=first.line if first else None,
+        first_error_character_pos=first.character if first else None,
+        first_error_column_name=first.column if first else None,
+        error_count=len(outcome.errors),
+        error_limit=outcome.error_limit,
+        pipe=pipe.name if pipe else None,
+        pipe_id=pipe.id if pipe else None,
+    )
+
+
+def load_due(runtime: Runtime, account: Account, everything: bool) -> dict[str, int]:
+    """Load queued files of unpaused pipes: all of them, or those queued load_delay_seconds ago."""
+    counts = {"loaded": 0, "failed": 0, "partially_loaded": 0}
+    delay = account.settings.load_delay_seconds
+    if not everything and delay is None:
+        return counts
+    with account.lock:
+        for pipe in list(account.pipes.values()):
+            if pipe.paused:
+                continue
+            now = runtime.clock.now()
+            due = [q for q in pipe.queue if everything or now - q.received_at >= (delay or 0)]
+            for queued in due:
+                pipe.queue.remove(queued)
+                record = load_queued(runtime, account, pipe, queued)
+                key = {"Loaded": "loaded", "Load failed": "failed"}.get(record.status, "partially_loaded")
+                counts[key] += 1
+    return counts
+
+
+# ---- bulk COPY INTO ---------------------------------------------------------------------------
+
+
+_COPY_COLUMNS = [
+    *results.columns("file", "status", "rows_parsed:fixed", "rows_loaded:fixed", "error_limit:fixed"),
+    *results.columns("errors_seen:fixed", "first_error", "first_error_line:fixed", "first_error_character:fixed"),
+    Column("first_error_column_name"),
+]
+
+
+def copy_into(ctx: Context, sql: str) -> Result:
+    """Bulk COPY on the warehouse: synchronous, ON_ERROR default ABORT_STATEMENT, 64-day eTag metadata."""
+    spec, _ = parse_copy(ctx, sql)
+    account, now = ctx.account, ctx.now()
+    stage = get_stage(ctx, spec.stage)
+    on_error = engine.OnError.parse(spec.on_error or "ABORT_STATEMENT")
+    loaded = account.table_load_metadata.setdefault(spec.table, {})
+    files = [f for f in list_files(ctx.runtime, account, stage, spec.path) if _selected(spec, stage_base(stage), f)]
+    files = [f for f in files if spec.force or loaded.get(f.key, ("", 0.0))[0] != f.etag]
+    if not files:
+        return Result([Column("status")], [["Copy executed with 0 files processed."]])
+    prepared = [(f, _prepare(ctx.runtime, account, spec, f, on_error=on_error, now=now)) for f in files]
+    if on_error.mode == "ABORT_STATEMENT":
+        _abort_on_first_error(prepared)
+    rows: list[list[Any]] = []
+    for file, item in prepared:
+        outcome = item if isinstance(item, engine.Outcome) else engine.commit(item)
+        account.history.append(_record(account, spec, file, outcome, received_at=now, now=now, pipe=None))
+        if outcome.status != engine.STATUS_FAILED:
+            loaded[file.key] = (file.etag, now)
+        first = outcome.first_error
+        location = stage_base(stage) + file.relative_path
+        counts = [outcome.rows_parsed, outcome.rows_loaded, outcome.error_limit, len(outcome.errors)]
+        error = [first.message, first.line, first.character, first.column] if first else [None] * 4
+        rows.append([location, outcome.status, *counts, *error])
+    return Result(_COPY_COLUMNS, rows)
+
+
+def _selected(spec: CopySpec, base: str, file: StagedFile) -> bool:
+    if spec.files is not None and file.relative_path.removeprefix(spec.path) not in spec.files:
+        return False
+    return spec.pattern is None or re.fullmatch(spec.pattern, base + file.relative_path) is not None
+
+
+def _abort_on_first_error(prepared: list[tuple[StagedFile, engine.Prepared | engine.Outcome]]) -> None:
+    """ABORT_STATEMENT: any error fails the whole statement and nothing is loaded."""
+    for _, item in prepared:
+        outcome = item if isinstance(item, engine.Outcome) else item.outcome
+        if outcome.errors:
+            for _, other in prepared:
+                if isinstance(other, engine.Prepared):
+                    engine.discard(other)
+            first = outcome.errors[0]
+            raise SnowflakeError(
+                100069 if first.message.startswith("Error parsing JSON") else 100038, first.message, "22000"
+            )
+
+
+def history_rows(
+    account: Account, table: QualifiedName, pipe_name: QualifiedName | None, now: float
+) -> list[LoadRecord]:
+    """COPY_HISTORY's rows: finished loads past the history lag, plus files still queued.
+
+    facts §2: statuses include ``Load in progress``; the function covers the last 14 days; dropping or
+    recreating a pipe removes its rows (done in create_pipe / drop_pipe).
+    """
+    visible = [
+        r for r in account.history if r.table == table and r.visible_at <= now and now - r.last_load_time <= HISTORY_TTL
+    ]
+    in_progress = [
+        LoadRecord(
+            file_name=q.file.relative_path,
+            stage_location=stage_base(account.stages[pipe.copy.stage]) if pipe.copy.stage in account.stages else "",
+            table=table,
+            status="Load in progress",
+            received_at=q.received_at,
+            last_load_time=q.received_at,
+            visible_at=q.received_at,
+            row_count=0,
+            row_parsed=None,
+            file_size=q.file.size,
+            error_count=0,
+            error_limit=engine.OnError.parse(pipe.copy.on_error or "SKIP_FILE").error_limit(0),
+            pipe=pipe.name,
+            pipe_id=pipe.id,
+        )
+        for pipe in account.pipes.values()
+        if pipe.copy.table == table
+        for q in pipe.queue
+    ]
+    rows = visible + in_progress
+    if pipe_name is not None:
+        rows = [r for r in rows if r.pipe == pipe_name]
+    return rows

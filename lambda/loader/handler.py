@@ -1,0 +1,79 @@
+"""The AWS Lambda entry point: `loader.handler.handler({"connection_id": "..."}, context)`.
+
+Import cost matters here (cold start): boto3 is imported at module level because every tick lists S3;
+the Snowflake connector is imported only when a tick has files to load.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import boto3
+
+from loader.event import InvalidEvent, LoaderEvent
+from loader.metrics import CoreMetrics
+from loader.report import RunReport, RunStatus
+from loader.tick import Deadline, Edges, run_tick
+from provisioner import config, logs
+from provisioner.connections import open_store
+from provisioner.secrets import SecretError
+
+log = logs.get("loader")
+
+
+class LambdaContext(Protocol):
+    def get_remaining_time_in_millis(self) -> int: ...
+
+
+def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
+    logs.configure()
+    deadline = Deadline(lambda: context.get_remaining_time_in_millis() / 1000)
+    return run(event, deadline)
+
+
+def run(event: Any, deadline: Deadline) -> dict[str, Any]:
+    """Validate, run one tick, log the report as one line and return it (never raises for a bad tick)."""
+    try:
+        parsed = LoaderEvent.parse(event)
+    except InvalidEvent as error:
+        report = RunReport(run_id=str(uuid.uuid4()), connection_id="", started_at=datetime.now(UTC))
+        report.status, report.error, report.completed_at = RunStatus.ERROR, str(error), datetime.now(UTC)
+        return _logged(report)
+    settings = config.load()
+    store = open_store(settings.connections_dsn)
+    try:
+        edges = Edges(
+            settings=settings,
+            store=store,
+            s3=boto3.client("s3"),
+            secrets=boto3.client("secretsmanager"),
+            metrics=_metrics(settings),
+        )
+        report = run_tick(parsed.connection_id, edges, deadline)
+    finally:
+        store.close()
+    return _logged(report)
+
+
+def _metrics(settings: config.Settings) -> CoreMetrics | None:
+    if not settings.core_api_url:
+        return None
+    token = None
+    if settings.core_api_token_secret:
+        try:
+            secret = boto3.client("secretsmanager").get_secret_value(SecretId=settings.core_api_token_secret)
+            token = secret["SecretString"]
+        except Exception as error:
+            raise SecretError(f"cannot read the core API token secret {settings.core_api_token_secret!r}") from error
+    return CoreMetrics(settings.core_api_url, token=token, attempts=settings.retry_attempts)
+
+
+def _logged(report: RunReport) -> dict[str, Any]:
+    document = report.as_dict()
+    level = 40 if report.status is RunStatus.ERROR else 20
+    log.log(level, "run report", extra={"report": document, "dead_lettered_batches": report.dead_lettered_batches})
+    plain: dict[str, Any] = json.loads(json.dumps(document, default=str))
+    return plain

@@ -1,0 +1,129 @@
+"""The connection's pipe seen through SQL: submit files with REFRESH, read COPY_HISTORY and pipe status.
+
+`FileSubmitter` is the one seam between "tell Snowpipe about these files" and the rest of the tick, so
+that a Snowpipe REST `insertFiles` submitter (the documented path for AUTO_INGEST = FALSE pipes,
+snowflake-facts.md §3) can sit beside `RefreshSubmitter` without touching the tick.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+from loader.plan import LoadRecord, LoadStatus
+from provisioner.render import Target, render
+from provisioner.snowflake_session import SnowflakeError, query
+
+if TYPE_CHECKING:
+    from snowflake.connector import SnowflakeConnection
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class PipeStatus:
+    """SYSTEM$PIPE_STATUS's fields the loader reads (snowflake-facts.md §2)."""
+
+    execution_state: str
+    pending_file_count: int
+    error: str | None
+
+    @property
+    def running(self) -> bool:
+        return self.execution_state == "RUNNING"
+
+
+class FileSubmitter(Protocol):
+    def submit(self, prefix: str) -> frozenset[str]:
+        """Queue every new file under `prefix` (relative to the stage); returns the S3 keys queued."""
+        ...
+
+
+class Snowpipe:
+    def __init__(self, session: SnowflakeConnection, target: Target, attempts: int) -> None:
+        self._session = session
+        self.target = target
+        self._attempts = attempts
+        self._stage_key_prefix = target.stage_url.split("/", 3)[3]
+        self.statements = 0
+
+    def run(self, sql: str) -> list[dict[str, Any]]:
+        """One statement, retried with exponential backoff on transient errors, a few times at most."""
+
+        def attempt() -> list[dict[str, Any]]:
+            self.statements += 1
+            return query(self._session, sql)
+
+        return self._retrying(attempt)
+
+    def _retrying(self, call: Callable[[], T]) -> T:
+        retrying = Retrying(
+            stop=stop_after_attempt(self._attempts),
+            wait=wait_exponential(multiplier=0.5, max=8),
+            retry=retry_if_exception(lambda e: isinstance(e, SnowflakeError) and e.transient),
+            reraise=True,
+        )
+        return retrying(call)
+
+    def history(self, start: datetime) -> list[LoadRecord]:
+        """One COPY_HISTORY query covering every file of the table since `start`."""
+        rows = self.run(render("copy_history", self.target, start_time=start))
+        return [self._record(row) for row in rows if row.get("STATUS") in _STATUSES]
+
+    def status(self) -> PipeStatus:
+        rows = self.run(render("pipe_status", self.target))
+        document = json.loads(next(iter(rows[0].values()))) if rows else {}
+        return PipeStatus(
+            execution_state=str(document.get("executionState", "UNKNOWN")),
+            pending_file_count=int(document.get("pendingFileCount", 0)),
+            error=document.get("error"),
+        )
+
+    def key_of(self, name: str, stage_location: str | None = None) -> str:
+        """The S3 key of a file Snowflake names relative to the stage (or as a full s3:// URL)."""
+        if name.startswith("s3://"):
+            return name.split("/", 3)[3]
+        if stage_location and stage_location.startswith("s3://"):
+            base = stage_location.split("/", 3)[3] if stage_location.count("/") >= 3 else ""
+            return f"{base.rstrip('/')}/{name}" if base else name
+        return f"{self._stage_key_prefix}{name}"
+
+    def _record(self, row: dict[str, Any]) -> LoadRecord:
+        return LoadRecord(
+            key=self.key_of(str(row["FILE_NAME"]), row.get("STAGE_LOCATION")),
+            status=LoadStatus(row["STATUS"]),
+            row_count=int(row.get("ROW_COUNT") or 0),
+            row_parsed=None if row.get("ROW_PARSED") is None else int(row["ROW_PARSED"]),
+            error_count=int(row.get("ERROR_COUNT") or 0),
+            first_error=row.get("FIRST_ERROR_MESSAGE"),
+            last_load_time=_utc(row.get("LAST_LOAD_TIME")),
+        )
+
+
+class RefreshSubmitter:
+    """`ALTER PIPE … REFRESH PREFIX = …`: the default, as the request asks (snowflake-facts.md §1)."""
+
+    def __init__(self, pipe: Snowpipe) -> None:
+        self._pipe = pipe
+
+    def submit(self, prefix: str) -> frozenset[str]:
+        rows = self._pipe.run(render("refresh", self._pipe.target, prefix=prefix, modified_after=None))
+        # The result's columns are undocumented (snowflake-facts.md §1, UNCERTAIN); the stand-in and,
+        # as far as known, Snowflake return `File` and `Status` = SENT.
+        return frozenset(
+            self._pipe.key_of(str(row["FILE"])) for row in rows if str(row.get("STATUS", "SENT")) == "SENT"
+        )
+
+
+_STATUSES = {s.value for s in LoadStatus}
+
+
+def _utc(value: object) -> datetime | None:
+    if not isinstance(value, datetime):
+        return None
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)

@@ -1,0 +1,112 @@
+"""The handler's refusals and the idle tick: real moto, a real SQLite store, the stand-in's counters.
+
+An AWS request recorder observes the real HTTP requests the code sends (it changes nothing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from devstack.snowflake.server import StandIn
+from loader.handler import run
+from loader.tick import Deadline
+from provisioner.connections import Connection, ConnectionStatus, open_store
+
+BUCKET = "floe-events"
+
+
+@pytest.fixture
+def requests(standin: StandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Configures the loader for the local stack and yields the AWS operations it sends."""
+    monkeypatch.setenv("FLOE_CONNECTIONS_DSN", f"sqlite:///{tmp_path}/connections.db")
+    monkeypatch.setenv("FLOE_SNOWFLAKE_HOST", standin.host)
+    monkeypatch.setenv("FLOE_SNOWFLAKE_PORT", str(standin.port))
+    monkeypatch.setenv("FLOE_SNOWFLAKE_PROTOCOL", "http")
+    monkeypatch.setenv("FLOE_AWS_ACCOUNT_ID", "123456789012")
+    boto3.client("s3").create_bucket(Bucket=BUCKET)
+    standin.control.create_account("ACME")
+    with open_store(f"sqlite:///{tmp_path}/connections.db") as store:
+        store.migrate()
+        store.add(connection("c-ready", ConnectionStatus.READY))
+        store.add(connection("c-pending", ConnectionStatus.PENDING_CUSTOMER_SETUP))
+        store.add(connection("c-off", ConnectionStatus.READY, active=False))
+    sent: list[str] = []
+
+    def record(model: Any, **_: Any) -> None:
+        sent.append(model.name)
+
+    session = boto3.DEFAULT_SESSION or boto3.setup_default_session() or boto3.DEFAULT_SESSION
+    assert session is not None
+    session.events.register("before-call", record)
+    yield sent
+    session.events.unregister("before-call", record)
+
+
+def connection(connection_id: str, status: ConnectionStatus, active: bool = True) -> Connection:
+    return Connection(
+        connection_id=connection_id,
+        org_id="acme",
+        account="ACME",
+        user="FLOE_LOADER",
+        role="FLOE_LOADER",
+        warehouse="COMPUTE_WH",
+        database="ANALYTICS",
+        schema="FLAGS",
+        table="EVALUATIONS",
+        secret_ref="floe/connections/acme",
+        active=active,
+        status=status,
+    )
+
+
+def tick(event: Any) -> dict[str, Any]:
+    return run(event, Deadline.after(30))
+
+
+@pytest.mark.parametrize("event", [None, {}, {"connection_id": 7}, {"connection_id": "c-ready", "x": 1}])
+def test_a_malformed_event_is_refused_and_touches_nothing(requests: list[str], event: Any) -> None:
+    report = tick(event)
+    assert report["status"] == "error"
+    assert "connection_id" in report["error"] or "unexpected field" in report["error"]
+    assert requests == []
+
+
+def test_an_unknown_connection_says_what_to_do_and_touches_nothing(requests: list[str]) -> None:
+    report = tick({"connection_id": "c-nope"})
+    assert report["status"] == "error"
+    assert "unknown connection 'c-nope'" in report["error"]
+    assert requests == []
+
+
+@pytest.mark.parametrize(("connection_id", "reason"), [("c-off", "inactive"), ("c-pending", "pending_customer_setup")])
+def test_inactive_and_unprovisioned_connections_are_skipped(
+    requests: list[str], connection_id: str, reason: str
+) -> None:
+    report = tick({"connection_id": connection_id})
+    assert report["status"] == "skipped"
+    assert reason in report["reason"]
+    assert requests == []
+
+
+def test_a_held_lease_skips_the_tick_without_error(requests: list[str], tmp_path: Path) -> None:
+    with open_store(f"sqlite:///{tmp_path}/connections.db") as store:
+        assert store.acquire_lease("c-ready", "another-run", timedelta(minutes=5)) is not None
+    report = tick({"connection_id": "c-ready"})
+    assert report["status"] == "skipped"
+    assert "lease" in report["reason"]
+    assert requests == []
+
+
+def test_an_idle_tick_lists_once_reads_no_secret_and_never_logs_in(requests: list[str], standin: StandIn) -> None:
+    report = tick({"connection_id": "c-ready"})
+    assert report["status"] == "idle"
+    assert requests == ["ListObjectsV2"]
+    stats = standin.control.stats("ACME")
+    assert stats["logins"] == 0
+    assert stats["statements"] == 0
