@@ -41,7 +41,9 @@ def requests(standin: StandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     def record(model: Any, **_: Any) -> None:
         sent.append(model.name)
 
-    session = boto3.DEFAULT_SESSION or boto3.setup_default_session() or boto3.DEFAULT_SESSION
+    if boto3.DEFAULT_SESSION is None:
+        boto3.setup_default_session()
+    session = boto3.DEFAULT_SESSION
     assert session is not None
     session.events.register("before-call", record)
     yield sent
