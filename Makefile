@@ -4,7 +4,12 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.floe-installed
 
-.PHONY: test lint demo devstack bench clean
+.PHONY: test lint checkov demo devstack bench clean
+
+# checkov pins many packages, so it lives in its own virtual environment (its own .gitignore keeps it
+# out of git and ruff), never in $(VENV). The HCL parse and the policy-versus-code checks are pytest's.
+CHECKOV_VERSION := 3.3.30
+CHECKOV_STAMP   := .venv-checkov/.checkov-$(CHECKOV_VERSION)
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -17,8 +22,16 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+$(CHECKOV_STAMP):
+	rm -rf .venv-checkov && python3 -m venv .venv-checkov && echo '*' > .venv-checkov/.gitignore
+	.venv-checkov/bin/pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
+	touch $(CHECKOV_STAMP)
+
+checkov: $(CHECKOV_STAMP)
+	.venv-checkov/bin/checkov --directory terraform --framework terraform --compact --quiet --skip-download
+
 # pytest exits 5 when it collected nothing: say so, and fail.
-test: lint
+test: lint checkov
 	$(BIN)/pytest || { rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no tests" >&2; exit $$rc; }
 
 demo: $(STAMP)
@@ -31,4 +44,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-checkov build *.egg-info .mypy_cache .pytest_cache .ruff_cache

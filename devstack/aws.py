@@ -5,6 +5,7 @@ Code under test reaches it through boto3's own `AWS_ENDPOINT_URL`, unmodified.
 
 from __future__ import annotations
 
+import logging
 import urllib.request
 from types import TracebackType
 
@@ -27,6 +28,7 @@ class MotoServer:
         self.endpoint_url = ""
 
     def __enter__(self) -> MotoServer:
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's server logs every request
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint_url = f"http://{host}:{port}"

@@ -42,7 +42,7 @@ VERSION_LENGTH: Final = 12
 PROVISION_KINDS: Final[tuple[str, ...]] = ("integration", "file_format", "table", "stage", "pipe")
 LOADER_KINDS: Final[tuple[str, ...]] = ("refresh", "copy_history", "pipe_status")
 TEARDOWN_OBJECTS: Final[tuple[str, ...]] = ("pipe", "stage", "table")
-SHOWABLE_OBJECTS: Final[tuple[str, ...]] = ("integration", "warehouse", "file_format", "table", "stage", "pipe")
+SHOWABLE_OBJECTS: Final[tuple[str, ...]] = ("integration", "file_format", "table", "stage", "pipe")
 
 QualifiedName = tuple[str, ...]
 
@@ -356,7 +356,6 @@ _KINDS: Final[Mapping[str, _Kind]] = {
     "grant_integration": _kind((), _no_params),
     "show": _kind(("object", "name"), _show, ("object", "name")),
     "list_stage": _kind((), _no_params),
-    "session_context": _kind((), _no_params),
 }
 KINDS: Final[tuple[str, ...]] = tuple(_KINDS)
 
@@ -370,7 +369,7 @@ def render(kind: str, target: Target, **params: object) -> str:
     Loader kinds: `refresh` (prefix: str | None, modified_after: datetime | None), `copy_history`
     (start_time: datetime), `pipe_status`. Provision kinds (`PROVISION_KINDS`) take no parameters and
     carry their version in COMMENT. Also: `teardown` (object: pipe | stage | table), `describe_integration`,
-    `grant_integration`, `show` (object: one of SHOWABLE_OBJECTS, name), `list_stage`, `session_context`.
+    `grant_integration`, `show` (object: one of SHOWABLE_OBJECTS, name), `list_stage`.
     """
     if kind in PROVISION_KINDS:
         if params:

@@ -1,10 +1,7 @@
-{#- Reads an object's COMMENT (its template version), or whether the role can see it. LIKE is a
-    pattern, so callers match the exact name in the result; SHOW needs no running warehouse
-    (snowflake-facts.md §6). -#}
+{#- Reads an object's COMMENT (its template version). LIKE is a pattern, so callers match the exact
+    name in the result; SHOW needs no running warehouse (snowflake-facts.md §6). -#}
 {% if object == "integration" -%}
 SHOW INTEGRATIONS LIKE {{ name | literal }}
-{%- elif object == "warehouse" -%}
-SHOW WAREHOUSES LIKE {{ name | literal }}
 {%- else -%}
 SHOW
 {%- if object == "file_format" %} FILE FORMATS

@@ -68,7 +68,6 @@ CASES = [
     _case("grant_integration"),
     *[_case("show", object=name, name="SOME_NAME") for name in r.SHOWABLE_OBJECTS],
     _case("list_stage"),
-    _case("session_context"),
 ]
 # Statements sqlglot 30 parses only as an opaque exp.Command (checked by tokens instead).
 COMMAND_CASES = {

@@ -10,7 +10,7 @@ from .context import Context
 from .errors import SnowflakeError, already_exists, does_not_exist, insufficient_privileges
 from .model import SYSTEM_ROLE_CHILDREN, Account, Grant, Role, User
 from .results import Result
-from .sqltext import OptionValue, Parser, like_to_regex
+from .sqltext import OptionValue, Parser, like_to_regex, split_name
 
 
 def effective_roles(account: Account, role: str) -> set[str]:
@@ -73,9 +73,9 @@ def _apply_user_options(user: User, options: dict[str, OptionValue]) -> None:
         elif key == "TYPE":
             user.type = str(value).upper()
         elif key == "DEFAULT_ROLE":
-            user.default_role = str(value).upper()
+            user.default_role = split_name(str(value))[-1]
         elif key == "DEFAULT_WAREHOUSE":
-            user.default_warehouse = str(value).upper()
+            user.default_warehouse = split_name(str(value))[-1]
         elif key == "DISABLED":
             user.disabled = bool(value)
 

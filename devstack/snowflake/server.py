@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+import warnings
 from types import TracebackType
 
 import uvicorn
@@ -19,6 +20,9 @@ from .control import StandInControl
 from .control_api import ControlApi
 from .protocol import Protocol
 from .state import StandInState
+
+# fakesnow 0.12 on duckdb 2.0 warns on every result set; it says nothing about the stand-in's behaviour.
+warnings.filterwarnings("ignore", message="Arrow output on a DB-API result", category=UserWarning)
 
 LOAD_LOOP_INTERVAL_SECONDS = 0.05
 

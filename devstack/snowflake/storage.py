@@ -170,7 +170,7 @@ def _options_text(options: dict[str, Any]) -> str:
 def parse_file_format(ctx: Context, value: OptionValue) -> FileFormat:
     """``FILE_FORMAT = (FORMAT_NAME = 'x' | TYPE = JSON …)``, a FORMAT_NAME resolved against the session."""
     if not isinstance(value, dict):
-        return FileFormat({}, ctx.qualify([str(value).upper()]))
+        return FileFormat({}, ctx.qualify(split_name(str(value))))
     if "FORMAT_NAME" in value:
         return FileFormat({}, ctx.qualify(split_name(str(value["FORMAT_NAME"]))))
     return FileFormat(_format_options(value))
@@ -221,7 +221,8 @@ def _stage_integration(ctx: Context, options: dict[str, OptionValue], url: str) 
     """facts §4: creating a stage needs USAGE on the integration, and its URL must be allowed."""
     if "STORAGE_INTEGRATION" not in options:
         return None
-    integration = _integration(ctx.account, str(options["STORAGE_INTEGRATION"]).upper())
+    # A quoted identifier keeps its case, an unquoted one is upper-cased (facts §9).
+    integration = _integration(ctx.account, split_name(str(options["STORAGE_INTEGRATION"]))[-1])
     role = ctx.session.role
     owns = integration.owner in effective_roles(ctx.account, role)
     if not owns and not has_privilege(ctx.account, role, "USAGE", "INTEGRATION", integration.name):

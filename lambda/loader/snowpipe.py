@@ -32,6 +32,7 @@ class PipeStatus:
     execution_state: str
     pending_file_count: int
     error: str | None
+    last_ingested: datetime | None = None
 
     @property
     def running(self) -> bool:
@@ -46,7 +47,7 @@ class FileSubmitter(Protocol):
 
 class Snowpipe:
     def __init__(self, session: SnowflakeConnection, target: Target, attempts: int) -> None:
-        self._session = session
+        self.session = session
         self.target = target
         self._attempts = attempts
         self._stage_key_prefix = target.stage_url.split("/", 3)[3]
@@ -57,7 +58,7 @@ class Snowpipe:
 
         def attempt() -> list[dict[str, Any]]:
             self.statements += 1
-            return query(self._session, sql)
+            return query(self.session, sql)
 
         return self._retrying(attempt)
 
@@ -82,6 +83,7 @@ class Snowpipe:
             execution_state=str(document.get("executionState", "UNKNOWN")),
             pending_file_count=int(document.get("pendingFileCount", 0)),
             error=document.get("error"),
+            last_ingested=_parse_time(document.get("lastIngestedTimestamp")),
         )
 
     def key_of(self, name: str, stage_location: str | None = None) -> str:
@@ -121,6 +123,15 @@ class RefreshSubmitter:
 
 
 _STATUSES = {s.value for s in LoadStatus}
+
+
+def _parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return _utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
+    except ValueError:
+        return None
 
 
 def _utc(value: object) -> datetime | None:

@@ -34,7 +34,8 @@ from loader.storage import DeadLetterEntry, OrgStorage
 from provisioner import logs, snowflake_session
 from provisioner.config import Settings, aws_account_id
 from provisioner.connections import Connection, ConnectionStatus, ConnectionStore, Lease, UnknownConnection
-from provisioner.render import Target
+from provisioner.provision import ProvisionState, ensure_current
+from provisioner.render import Target, template_version
 from provisioner.secrets import SnowflakeCredentials, read_credentials
 
 if TYPE_CHECKING:
@@ -101,7 +102,7 @@ def run_tick(connection_id: str, edges: Edges, deadline: Deadline) -> RunReport:
         elif (lease := _acquire(edges, connection_id, report.run_id)) is None:
             report.status, report.reason = RunStatus.SKIPPED, "another run holds this connection's lease"
         else:
-            _deliver(report, connection, edges, deadline)
+            _deliver(report, connection, lease, edges, deadline)
     except UnknownConnection:
         _fail(report, f"unknown connection {connection_id!r}: check the id, or create it with `floe provision`")
     except Exception as error:  # every failure becomes a report; the next tick repairs what is left
@@ -145,7 +146,7 @@ def _describe(error: Exception) -> str:
     return f"{type(error).__name__}: {text[:500]}"
 
 
-def _deliver(report: RunReport, connection: Connection, edges: Edges, deadline: Deadline) -> None:
+def _deliver(report: RunReport, connection: Connection, lease: Lease, edges: Edges, deadline: Deadline) -> None:
     settings = edges.settings
     storage = OrgStorage(
         edges.s3,
@@ -166,10 +167,47 @@ def _deliver(report: RunReport, connection: Connection, edges: Edges, deadline: 
     session = edges.open_session(connection, credentials, settings, tag)
     pipe = Snowpipe(session, edges.target_for(connection, settings), settings.retry_attempts)
     try:
+        _keep_current(report, connection, lease, pipe=pipe, files=listing.files, edges=edges)
         _load(report, listing.files, pipe=pipe, storage=storage, layout=layout, edges=edges, deadline=deadline)
     finally:
         report.snowflake_statements = pipe.statements
         session.close()
+
+
+def _keep_current(
+    report: RunReport, connection: Connection, lease: Lease, *, pipe: Snowpipe, files: list[LiveFile], edges: Edges
+) -> None:
+    """Re-create stage and pipe when the templates changed; the row's version is the only check on the
+    steady-state path (no Snowflake statement). A changed pipe waits until the old one has settled."""
+    if connection.template_version == template_version(pipe.target):
+        return
+
+    def has_unsettled_files() -> bool:
+        return _old_pipe_busy(pipe, files, edges.now())
+
+    outcome = ensure_current(pipe.session, pipe.target, connection, lease, has_unsettled_files, store=edges.store)
+    if outcome.state is ProvisionState.ERROR:
+        raise ProvisionFailed(f"bringing stage and pipe to template v{outcome.template_version}: {outcome.detail}")
+    if outcome.state is ProvisionState.DEFERRED:
+        report.warnings.append(outcome.detail)
+
+
+def _old_pipe_busy(pipe: Snowpipe, files: list[LiveFile], now: datetime) -> bool:
+    """Re-creating a pipe forgets its load history (snowflake-facts.md §5), so it waits while the old pipe
+    has queued files, a listed file has a load record (not yet settled), or a listed file without a record
+    is older than the pipe's last ingestion (its record may still be on its way)."""
+    status = pipe.status()
+    if status.pending_file_count:
+        return True
+    records = latest_records(pipe.history(history_start(files, now)))
+    if any(f.key in records for f in files):
+        return True
+    last = status.last_ingested
+    return last is not None and any(f.last_modified <= last for f in files)
+
+
+class ProvisionFailed(RuntimeError):
+    """Stage or pipe could not be brought to the current template version."""
 
 
 def _load(

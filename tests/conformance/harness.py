@@ -15,6 +15,7 @@ import base64
 import contextlib
 import gzip
 import json
+import logging
 import os
 import time
 import uuid
@@ -33,6 +34,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
     from mypy_boto3_s3 import S3Client
+
+log = logging.getLogger("floe.conformance")
 
 Connection = Any  # snowflake.connector.SnowflakeConnection (the connector ships no type information)
 Row = dict[str, Any]
@@ -79,11 +82,18 @@ def query(conn: Connection, sql: str) -> list[Row]:
     """Run one statement; its rows as dicts keyed by column name exactly as the server sent it."""
     cur = conn.cursor()
     try:
-        cur.execute(sql)
+        log.debug("SQL %s", sql)
+        try:
+            cur.execute(sql)
+        except snowflake.connector.errors.DatabaseError as exc:
+            log.debug("-> refused: %s", error_text(exc))
+            raise
         if cur.description is None:
             return []
         names = [str(d[0]) for d in cur.description]
-        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        log.debug("-> %d rows %s", len(rows), rows[:5])
+        return rows
     finally:
         cur.close()
 
@@ -382,7 +392,11 @@ class Target(abc.ABC):
             params["warehouse"] = warehouse
         if in_schema:
             params.update(database=self.database, schema=self.schema)
-        conn = snowflake.connector.connect(**params)
+        try:
+            conn = snowflake.connector.connect(**params)
+        except snowflake.connector.errors.DatabaseError as exc:
+            log.debug("login of %s refused: %s", user, error_text(exc))
+            raise
         self._connections.append(conn)
         return conn
 
@@ -416,6 +430,12 @@ class Target(abc.ABC):
         query(self.admin, f"CREATE USER {user} {properties}")
         self._account_objects.append(("USER", user))
         return user
+
+    def create_role(self, stem: str) -> str:
+        role = self.name(stem)
+        query(self.admin, f"CREATE ROLE {role}")
+        self._account_objects.append(("ROLE", role))
+        return role
 
     def create_warehouse(self, stem: str, *, properties: str) -> str:
         warehouse = self.name(stem)

@@ -1,0 +1,226 @@
+"""The loader end to end over the local stack: moto, the Snowflake stand-in (connector protocol), SQLite
+connection rows and the core receiver. Each organisation has its own Snowflake account."""
+
+from __future__ import annotations
+
+import gzip
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from devstack.core_api import CoreReceiver
+from devstack.events import write_corrupt_file, write_event_file
+from devstack.scenario import onboard, run_as_admin_query
+from devstack.snowflake.server import StandIn
+from loader.handler import run
+from loader.tick import Deadline
+from provisioner import config
+from provisioner.connections import Connection, open_store
+from provisioner.dead_letters import list_dead_letters, replay
+
+EVENTS_PER_FILE = 10
+
+
+@dataclass
+class World:
+    standin: StandIn
+    core: CoreReceiver
+    settings: config.Settings
+    a: Connection
+    b: Connection
+
+    def tick(self, connection: Connection, budget: float = 20.0) -> dict[str, Any]:
+        return run({"connection_id": connection.connection_id}, Deadline.after(budget))
+
+    def write(self, connection: Connection, name: str, events: int = EVENTS_PER_FILE) -> str:
+        prefix = self.settings.live_prefix_for(connection.org_id)
+        return write_event_file(boto3.client("s3"), self.settings.bucket, prefix, name, events=events, seed=hash(name))
+
+    def live_keys(self, connection: Connection) -> list[str]:
+        return keys(self.settings.bucket, self.settings.live_prefix_for(connection.org_id))
+
+    def rows(self, connection: Connection) -> list[tuple[Any, ...]]:
+        sql = "SELECT SOURCE_FILE_NAME, SOURCE_FILE_ROW_NUMBER FROM ANALYTICS.FLAGSMITH.FLAG_EVALUATIONS"
+        return self.admin_sql(connection, sql)
+
+    def admin_sql(self, connection: Connection, sql: str) -> list[tuple[Any, ...]]:
+        return run_as_admin_query(self.standin, connection.account, sql)
+
+
+def keys(bucket: str, prefix: str) -> list[str]:
+    pages = boto3.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
+
+
+@pytest.fixture
+def world(standin: StandIn, core_api: CoreReceiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
+    environment = {
+        "FLOE_CONNECTIONS_DSN": f"sqlite:///{tmp_path}/connections.db",
+        "FLOE_SNOWFLAKE_HOST": standin.host,
+        "FLOE_SNOWFLAKE_PORT": str(standin.port),
+        "FLOE_SNOWFLAKE_PROTOCOL": "http",
+        "FLOE_AWS_ACCOUNT_ID": "123456789012",
+        "FLOE_CORE_API_URL": core_api.url,
+        "FLOE_POLL_FIRST_SECONDS": "0.2",
+        "FLOE_POLL_MAX_SECONDS": "0.5",
+        "FLOE_TIME_MARGIN_SECONDS": "1",
+    }
+    for key, value in environment.items():
+        monkeypatch.setenv(key, value)
+    settings = config.load()
+    with open_store(settings.connections_dsn) as store:
+        store.migrate()
+        a = onboard("acme", "ACME_ACCOUNT", standin=standin, settings=settings, store=store)
+        b = onboard("globex", "GLOBEX_ACCOUNT", standin=standin, settings=settings, store=store)
+    for account in ("ACME_ACCOUNT", "GLOBEX_ACCOUNT"):
+        standin.control.configure(account, load_delay_seconds=0.05)  # Snowpipe loads in the background
+    return World(standin, core_api, settings, a, b)
+
+
+def test_each_organisation_receives_only_its_own_events(world: World) -> None:
+    a_files = [world.write(world.a, f"a-{i}") for i in range(3)]
+    b_files = [world.write(world.b, f"b-{i}") for i in range(2)]
+    a_report, b_report = world.tick(world.a), world.tick(world.b)
+    assert (a_report["status"], a_report["files_loaded"], a_report["events_delivered"]) == ("ok", 3, 30)
+    assert (b_report["status"], b_report["files_loaded"], b_report["events_delivered"]) == ("ok", 2, 20)
+    a_sources = {row[0] for row in world.rows(world.a)}
+    b_sources = {row[0] for row in world.rows(world.b)}
+    assert len(world.rows(world.a)) == 30
+    assert len(world.rows(world.b)) == 20
+    assert {s.rsplit("/", 1)[-1] for s in a_sources} == {k.rsplit("/", 1)[-1] for k in a_files}
+    assert {s.rsplit("/", 1)[-1] for s in b_sources} == {k.rsplit("/", 1)[-1] for k in b_files}
+    assert world.live_keys(world.a) == []
+    assert world.live_keys(world.b) == []
+    posted = {r["organisation_id"]: r for r in world.core.runs()}
+    assert posted["acme"]["events_delivered"] == 30
+    assert posted["globex"]["events_delivered"] == 20
+
+
+def test_one_warm_process_serving_both_in_turn_keeps_them_apart(world: World) -> None:
+    for round_number in range(2):
+        world.write(world.a, f"a-{round_number}")
+        world.write(world.b, f"b-{round_number}")
+        assert world.tick(world.a)["files_loaded"] == 1
+        assert world.tick(world.b)["files_loaded"] == 1
+    assert len(world.rows(world.a)) == 2 * EVENTS_PER_FILE
+    # METADATA$FILENAME is the path relative to the stage, which is the organisation's own prefix.
+    assert {row[0].rsplit("/", 1)[-1] for row in world.rows(world.a)} == {"a-0.json.gz", "a-1.json.gz"}
+    assert {row[0].rsplit("/", 1)[-1] for row in world.rows(world.b)} == {"b-0.json.gz", "b-1.json.gz"}
+    for account, user in (("ACME_ACCOUNT", "FLOE_LOADER"), ("GLOBEX_ACCOUNT", "FLOE_LOADER")):
+        tagged = [s for s in world.standin.control.statements(account) if s["kind"] == "refresh_pipe"]
+        assert len(tagged) == 2, (account, user)
+
+
+def test_a_corrupt_file_is_dead_lettered_with_its_reason_while_its_neighbours_load(world: World) -> None:
+    good = world.write(world.a, "good")
+    bad = write_corrupt_file(boto3.client("s3"), world.settings.bucket, "live/acme/", "bad")
+    original = boto3.client("s3").get_object(Bucket=world.settings.bucket, Key=bad)["Body"].read()
+    report = world.tick(world.a)
+    assert (report["files_loaded"], report["files_dead_lettered"], report["dead_lettered_batches"]) == (1, 1, 1)
+    assert world.live_keys(world.a) == []
+    [entry] = list_dead_letters(world.a.connection_id, world.settings)
+    assert entry["original_key"] == bad
+    assert entry["status"] == "Load failed"
+    assert entry["first_error"]
+    assert entry["run_id"] == report["run_id"]
+    copied = boto3.client("s3").get_object(Bucket=world.settings.bucket, Key=entry["dead_letter_key"])["Body"].read()
+    assert copied == original
+    assert len(world.rows(world.a)) == EVENTS_PER_FILE
+    assert good.rsplit("/", 1)[-1] in world.rows(world.a)[0][0]
+    with pytest.raises((EOFError, gzip.BadGzipFile)):  # the original, truncated bytes
+        gzip.decompress(copied)
+    again = world.tick(world.a)  # dead letters are never picked up again by a tick
+    assert again["status"] == "idle"
+    assert len(list_dead_letters(world.a.connection_id, world.settings)) == 1
+
+
+def test_a_paused_pipe_in_one_organisation_leaves_the_other_untouched(world: World) -> None:
+    world.admin_sql(world.a, "ALTER PIPE ANALYTICS.FLAGSMITH.FLOE_EVENTS_PIPE SET PIPE_EXECUTION_PAUSED = TRUE")
+    a_file, _ = world.write(world.a, "a"), world.write(world.b, "b")
+    a_report = world.tick(world.a, budget=4)
+    b_report = world.tick(world.b)
+    assert a_report["status"] == "error"
+    assert "PAUSED" in a_report["error"]
+    assert "PIPE_EXECUTION_PAUSED = FALSE" in a_report["error"]
+    assert world.live_keys(world.a) == [a_file]
+    assert (b_report["status"], b_report["files_loaded"]) == ("ok", 1)
+    world.admin_sql(world.a, "ALTER PIPE ANALYTICS.FLAGSMITH.FLOE_EVENTS_PIPE SET PIPE_EXECUTION_PAUSED = FALSE")
+    resumed = world.tick(world.a)
+    assert (resumed["status"], resumed["files_loaded"]) == ("ok", 1)
+    assert len(world.rows(world.a)) == EVENTS_PER_FILE
+
+
+def test_a_suspended_warehouse_without_auto_resume_fails_clearly_and_loses_nothing(world: World) -> None:
+    world.admin_sql(world.a, "ALTER WAREHOUSE COMPUTE_WH SET AUTO_RESUME = FALSE")
+    world.admin_sql(world.a, "ALTER WAREHOUSE COMPUTE_WH SUSPEND")
+    a_file = world.write(world.a, "a")
+    world.write(world.b, "b")
+    report = world.tick(world.a)
+    assert report["status"] == "error"
+    assert "COMPUTE_WH" in report["error"] or "warehouse" in report["error"].lower()
+    assert world.live_keys(world.a) == [a_file]
+    assert world.tick(world.b)["files_loaded"] == 1
+    world.admin_sql(world.a, "ALTER WAREHOUSE COMPUTE_WH RESUME")
+    after = world.tick(world.a)
+    assert (after["status"], after["files_loaded"]) == ("ok", 1)
+    assert len(world.rows(world.a)) == EVENTS_PER_FILE
+
+
+def test_a_revoked_key_stops_the_run_before_anything_moves(world: World) -> None:
+    world.admin_sql(world.a, "ALTER USER FLOE_LOADER UNSET RSA_PUBLIC_KEY")
+    a_file = world.write(world.a, "a")
+    report = world.tick(world.a)
+    assert report["status"] == "error"
+    assert "390144" in report["error"] or "JWT" in report["error"]
+    assert world.live_keys(world.a) == [a_file]
+    assert world.standin.control.stats("ACME_ACCOUNT")["statements_by_kind"].get("refresh_pipe", 0) == 0
+
+
+def test_network_failures_are_retried_or_reported_and_lose_nothing(world: World) -> None:
+    a_file = world.write(world.a, "a")
+    world.standin.control.inject_faults("ACME_ACCOUNT", fail_requests=2)
+    first = world.tick(world.a)
+    settled = first if first["status"] == "ok" else world.tick(world.a)
+    assert first["status"] in ("ok", "error")
+    assert settled["status"] == "ok"
+    assert world.live_keys(world.a) == []
+    assert len(world.rows(world.a)) == EVENTS_PER_FILE
+    assert a_file.rsplit("/", 1)[-1] in world.rows(world.a)[0][0]
+
+
+def test_a_core_outage_does_not_lose_the_load(world: World) -> None:
+    world.write(world.a, "a")
+    world.core.fail_next(10)
+    report = world.tick(world.a)
+    assert (report["status"], report["files_loaded"], report["metrics_posted"]) == ("ok", 1, False)
+    assert world.live_keys(world.a) == []
+    assert len(world.rows(world.a)) == EVENTS_PER_FILE
+
+
+def test_files_still_loading_at_the_end_of_the_budget_are_settled_by_the_next_tick(world: World) -> None:
+    world.standin.control.configure("ACME_ACCOUNT", load_delay_seconds=None)  # loads only when drained
+    world.write(world.a, "a")
+    first = world.tick(world.a, budget=3)
+    assert (first["status"], first["files_in_flight"], first["files_loaded"]) == ("partial", 1, 0)
+    world.standin.control.drain("ACME_ACCOUNT")
+    second = world.tick(world.a)
+    assert (second["status"], second["files_loaded"], second["events_delivered"]) == ("ok", 1, EVENTS_PER_FILE)
+    assert len(world.rows(world.a)) == EVENTS_PER_FILE
+
+
+def test_a_replayed_batch_loads_once_however_often_it_is_replayed(world: World) -> None:
+    key = world.write(world.a, "flaky")
+    world.standin.control.inject_faults("ACME_ACCOUNT", fail_files={key: "simulated storage hiccup"})
+    failed = world.tick(world.a)
+    assert failed["files_dead_lettered"] == 1
+    world.standin.control.inject_faults("ACME_ACCOUNT", fail_files={})
+    moved = replay(world.a.connection_id, run_id=failed["run_id"], settings=world.settings)
+    assert len(moved) == 1
+    assert replay(world.a.connection_id, settings=world.settings) == []
+    loaded = world.tick(world.a)
+    assert (loaded["files_loaded"], loaded["events_delivered"]) == (1, EVENTS_PER_FILE)
+    assert len(world.rows(world.a)) == EVENTS_PER_FILE
+    assert keys(world.settings.bucket, "dead-letter/acme/replays/") != []
