@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -65,6 +66,25 @@ def standin(standin_server: StandIn, aws: MotoServer) -> StandIn:
     """The Snowflake stand-in with no accounts, over an empty moto."""
     standin_server.control.reset()
     return standin_server
+
+
+@pytest.fixture
+def edited_pipe_template(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Render from a copy of the templates whose pipe differs: a new template version, as after a release."""
+    import jinja2
+
+    from provisioner import render
+
+    copy = tmp_path / "templates"
+    copy.mkdir()
+    for path in (Path(render.__file__).resolve().parents[1] / "sql_templates").glob("*.sql"):
+        (copy / path.name).write_text(path.read_text())
+    pipe = copy / "pipe.sql"
+    edited = pipe.read_text().replace("$1:sdk_version::VARCHAR,", "TRIM($1:sdk_version::VARCHAR),")
+    assert edited != pipe.read_text()
+    pipe.write_text(edited)
+    environment = render.build_environment(jinja2.FileSystemLoader(copy))
+    monkeypatch.setattr(render, "_environment", lambda: environment)
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
-import jinja2
 import pytest
 import snowflake.connector
 
@@ -26,7 +25,6 @@ if TYPE_CHECKING:
     from devstack.snowflake.server import StandIn
 
 BUCKET = "floe-events"
-TEMPLATES = Path(render.__file__).resolve().parents[1] / "sql_templates"
 
 
 @pytest.fixture
@@ -269,21 +267,6 @@ def test_a_secret_holding_a_password_gets_no_setup_script(
 
 
 # -- template changes ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def edited_pipe_template(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Render from a copy of the templates whose pipe differs (a new template version)."""
-    copy = tmp_path / "templates"
-    copy.mkdir()
-    for path in TEMPLATES.glob("*.sql"):
-        (copy / path.name).write_text(path.read_text())
-    pipe = copy / "pipe.sql"
-    edited = pipe.read_text().replace("$1:sdk_version::VARCHAR,", "TRIM($1:sdk_version::VARCHAR),")
-    assert edited != pipe.read_text()
-    pipe.write_text(edited)
-    environment = render.build_environment(jinja2.FileSystemLoader(copy))
-    monkeypatch.setattr(render, "_environment", lambda: environment)
 
 
 def test_a_changed_pipe_is_recreated_only_after_settling(

@@ -4,7 +4,9 @@ connection rows and the core receiver. Each organisation has its own Snowflake a
 from __future__ import annotations
 
 import gzip
+import threading
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from devstack.core_api import CoreReceiver
 from devstack.events import write_corrupt_file, write_event_file
 from devstack.scenario import onboard, run_as_admin_query
 from devstack.snowflake.server import StandIn
+from loader import aws_actions
 from loader.handler import run
 from loader.tick import Deadline
 from provisioner import config
@@ -224,3 +227,64 @@ def test_a_replayed_batch_loads_once_however_often_it_is_replayed(world: World) 
     assert (loaded["files_loaded"], loaded["events_delivered"]) == (1, EVENTS_PER_FILE)
     assert len(world.rows(world.a)) == EVENTS_PER_FILE
     assert keys(world.settings.bucket, "dead-letter/acme/replays/") != []
+
+
+def test_every_aws_call_of_a_tick_is_one_the_lambda_role_allows(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Records the real calls of ticks that load, dead-letter and re-stage, and checks each against the
+    grants Terraform's policy is derived from (lambda/loader/aws_actions.py)."""
+    calls: list[tuple[str, str, dict[str, Any]]] = []
+
+    tick_thread = threading.current_thread()
+
+    def record(params: dict[str, Any], model: Any, **_: Any) -> None:
+        # The stand-in shares this process and boto3's default session; its calls run on its own threads.
+        if threading.current_thread() is tick_thread:
+            calls.append((model.service_model.service_name, model.name, dict(params)))
+
+    if boto3.DEFAULT_SESSION is None:
+        boto3.setup_default_session()
+    assert boto3.DEFAULT_SESSION is not None
+    boto3.DEFAULT_SESSION.events.register("before-parameter-build", record)
+    try:
+        world.write(world.a, "good")
+        write_corrupt_file(boto3.client("s3"), world.settings.bucket, "live/acme/", "bad")
+        assert world.tick(world.a)["files_dead_lettered"] == 1
+        monkeypatch.setattr("loader.plan.RESTAGE_AFTER", timedelta(0))  # every file looks old: re-stage path
+        world.write(world.a, "old")
+        assert world.tick(world.a)["files_restaged"] == 1
+    finally:
+        boto3.DEFAULT_SESSION.events.unregister("before-parameter-build", record)
+    operations = {(service, operation) for service, operation, _ in calls}
+    assert {("s3", "ListObjectsV2"), ("s3", "CopyObject"), ("s3", "DeleteObjects"), ("s3", "PutObject")} <= operations
+    assert ("secretsmanager", "GetSecretValue") in operations
+    refused = [(s, o, p) for s, o, p in calls if not aws_actions.is_allowed(s, o, p, world.settings)]
+    assert refused == []
+
+
+def test_a_new_template_recreates_the_pipe_only_after_the_old_one_settled(
+    world: World, request: pytest.FixtureRequest
+) -> None:
+    world.standin.control.configure("ACME_ACCOUNT", load_delay_seconds=None)  # loads only when drained
+    world.write(world.a, "before")
+    assert world.tick(world.a, budget=3)["files_in_flight"] == 1
+    old_version = world.a.template_version
+    request.getfixturevalue("edited_pipe_template")  # a release changes the pipe's template
+
+    queued = world.tick(world.a, budget=3)  # the old pipe still has the file queued
+    assert any("waiting until every file it loaded is settled" in w for w in queued["warnings"])
+    world.standin.control.drain("ACME_ACCOUNT")
+    settled = world.tick(world.a, budget=3)  # loaded by the old pipe, not yet deleted: settle first
+    assert settled["files_loaded"] == 1
+    assert any("waiting" in w for w in settled["warnings"])
+
+    world.write(world.a, "after")
+    recreated = world.tick(world.a, budget=3)
+    assert recreated["warnings"] == []
+    world.standin.control.drain("ACME_ACCOUNT")
+    assert world.tick(world.a)["files_loaded"] == 1
+    with open_store(world.settings.connections_dsn) as store:
+        assert store.get(world.a.connection_id).template_version != old_version
+    names = sorted(row[0].rsplit("/", 1)[-1] for row in world.rows(world.a))
+    assert names == ["after.json.gz"] * EVENTS_PER_FILE + ["before.json.gz"] * EVENTS_PER_FILE
+    creates = [s for s in world.standin.control.statements("ACME_ACCOUNT") if s["kind"] == "create_pipe"]
+    assert len(creates) == 2  # provisioned once, re-created once
