@@ -14,6 +14,11 @@ USE ROLE ACCOUNTADMIN;
 {# §1 (REFRESH: OPERATE, SELECT/INSERT), §2 (PIPE_STATUS: OWNERSHIP or MONITOR), §5 (CREATE PIPE needs SELECT/INSERT on the table) #}
 CREATE ROLE IF NOT EXISTS {{ target.role | ident }};
 
+-- Under SYSADMIN, as Snowflake recommends for custom roles, so your administrators can pause, inspect
+-- and drop the objects this role will own.
+{# https://docs.snowflake.com/en/user-guide/security-access-control-considerations (custom roles under SYSADMIN) #}
+GRANT ROLE {{ target.role | ident }} TO ROLE SYSADMIN;
+
 -- Where the events land.
 CREATE DATABASE IF NOT EXISTS {{ target.database | ident }};
 CREATE SCHEMA IF NOT EXISTS {{ target.qualified_schema | ident }};

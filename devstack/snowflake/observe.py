@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ from .context import Context
 from .engine import TableLoader
 from .errors import SnowflakeError
 from .model import LoadRecord, QualifiedName, display
+from .security import pipe_allows
 from .sqltext import find_matching_paren, quote_string, split_name, split_top_level, unquote_string
 
 _COPY_HISTORY_RE = re.compile(
@@ -125,21 +127,31 @@ def rewrite_copy_history(ctx: Context, sql: str) -> str:
     if "PIPE_NAME" in arguments:
         pipe = _qualify_in(ctx, database, split_name(_string_argument(arguments["PIPE_NAME"])))
     rows = [r for r in pipes.history_rows(ctx.account, table, pipe, ctx.now()) if start <= r.last_load_time <= end]
-    _materialise(ctx, rows)
+    _materialise(ctx, rows, lambda record: _monitors(ctx, record))
     return sql[: table_open - len("TABLE")].rstrip() + f" {HISTORY_TABLE}" + sql[table_close + 1 :]
 
 
-def _materialise(ctx: Context, records: list[LoadRecord]) -> None:
+def _monitors(ctx: Context, record: LoadRecord) -> bool:
+    """facts §2: "Without MONITOR on the pipe, the pipe-name columns are NULL" (ownership includes it)."""
+    if record.pipe is None:
+        return False
+    pipe = ctx.account.pipes.get(record.pipe)
+    owner = pipe.owner if pipe is not None else ""
+    return pipe_allows(ctx, owner, display(record.pipe), "MONITOR")
+
+
+def _materialise(ctx: Context, records: list[LoadRecord], shows_pipe: Callable[[LoadRecord], bool]) -> None:
     duck: Any = ctx.session.conn._duck_conn
     columns = ", ".join(f"{name} {kind}" for name, kind in _HISTORY_COLUMNS)
     duck.execute(f"CREATE OR REPLACE TEMP TABLE {HISTORY_TABLE} ({columns})")
     if records:
         placeholders = ", ".join("?" for _ in _HISTORY_COLUMNS)
-        duck.executemany(f"INSERT INTO {HISTORY_TABLE} VALUES ({placeholders})", [_row(r) for r in records])
+        rows = [_row(r, shows_pipe(r)) for r in records]
+        duck.executemany(f"INSERT INTO {HISTORY_TABLE} VALUES ({placeholders})", rows)
 
 
-def _row(record: LoadRecord) -> tuple[Any, ...]:
-    pipe = record.pipe or (None, None, None)
+def _row(record: LoadRecord, shows_pipe: bool) -> tuple[Any, ...]:
+    pipe = record.pipe if record.pipe and shows_pipe else (None, None, None)
     return (
         record.file_name,
         record.stage_location,
@@ -172,7 +184,8 @@ def rewrite_pipe_status(ctx: Context, sql: str) -> str:
 def pipe_status(ctx: Context, name: QualifiedName) -> dict[str, Any]:
     """facts §2: executionState, pendingFileCount, oldestPending* (only when pending), lastIngested*, error."""
     pipe = ctx.account.pipes.get(name)
-    if pipe is None:
+    # facts §2: SYSTEM$PIPE_STATUS "Needs OWNERSHIP or MONITOR on the pipe".
+    if pipe is None or not pipe_allows(ctx, pipe.owner, display(name), "MONITOR"):
         raise SnowflakeError(2003, f"Pipe '{display(name)}' does not exist or not authorized.", "02000")
     status: dict[str, Any] = {
         "executionState": pipes.execution_state(ctx.account, pipe),

@@ -15,7 +15,7 @@ from .errors import SnowflakeError, already_exists, does_not_exist
 from .iam import split_s3_url
 from .model import Account, CopySpec, LoadRecord, Pipe, QualifiedName, QueuedFile, StagedFile, display
 from .results import Column, Result
-from .security import record_ownership
+from .security import pipe_allows, record_ownership
 from .sqltext import Parser, find_matching_paren, split_name, split_top_level, tokenize
 from .storage import (
     _in_scope,
@@ -66,7 +66,8 @@ def parse_copy(ctx: Context, sql: str) -> tuple[CopySpec, dict[str, Any]]:
         exprs, stage_text = _parse_transform(sql[token.start + 1 : close])
         _skip_to(p, close)
     else:
-        stage_text = token.text
+        stage_text = _stage_reference(sql[token.start :])
+        _skip_to(p, token.start + len(stage_text) - 1)
     if not stage_text.startswith("@"):
         raise SnowflakeError(1003, "SQL compilation error:\nthe stand-in loads only from a named stage (@stage)")
     stage, path = parse_stage_reference(ctx, stage_text)
@@ -95,6 +96,16 @@ def _skip_to(p: Parser, close: int) -> None:
         p.pos += 1
 
 
+_NAME_PART = r'(?:"(?:[^"]|"")*"|[^\s."/()]+)'
+_STAGE_REFERENCE = re.compile(rf"@{_NAME_PART}(?:\.{_NAME_PART})*(?:/[^\s()]*)?")
+
+
+def _stage_reference(text: str) -> str:
+    """``@db."My Stage"/path`` at the start of `text`: quoted parts may hold spaces and dots (facts §9)."""
+    match = _STAGE_REFERENCE.match(text)
+    return match.group(0) if match else text.split(maxsplit=1)[0] if text.strip() else ""
+
+
 def _parse_transform(inner: str) -> tuple[list[str], str]:
     """``SELECT e1, e2 FROM @stage/path [alias]`` -> (expressions, stage reference)."""
     tokens = tokenize(inner)
@@ -106,10 +117,10 @@ def _parse_transform(inner: str) -> tuple[list[str], str]:
         depth -= token.text == ")"
         if depth == 0 and token.upper == "FROM":
             exprs = split_top_level(inner[tokens[0].end : token.start])
-            rest = inner[token.end :].split()
-            if not rest:
+            reference = _stage_reference(inner[token.end :].lstrip())
+            if not reference:
                 break
-            return exprs, rest[0]
+            return exprs, reference
     raise SnowflakeError(1003, "SQL compilation error:\nCOPY transform needs FROM @stage")
 
 
@@ -221,17 +232,25 @@ def alter_pipe(ctx: Context, p: Parser) -> tuple[str, Result]:
     if name not in ctx.account.pipes and if_exists:
         return "alter_pipe", results.status("Statement executed successfully.")
     pipe = get_pipe(ctx, name)
-    if p.accept("REFRESH"):
-        options = p.options()
+    refreshing = p.accept("REFRESH")
+    options = p.options() if refreshing else _set_options(p)
+    # facts §1: a non-owner may REFRESH, pause and resume with OPERATE; other properties need OWNERSHIP.
+    needed = "OPERATE" if refreshing or set(options) <= {"PIPE_EXECUTION_PAUSED"} else "OWNERSHIP"
+    if not pipe_allows(ctx, pipe.owner, display(pipe.name), needed):
+        raise does_not_exist("Pipe", display(pipe.name))
+    if refreshing:
         return "refresh_pipe", refresh(ctx, pipe, options.get("PREFIX"), options.get("MODIFIED_AFTER"))
-    p.expect("SET")
-    options = p.options()
     if "PIPE_EXECUTION_PAUSED" in options:
         # facts §5: files submitted while paused "won't be processed until the pipe is resumed".
         pipe.paused = options["PIPE_EXECUTION_PAUSED"] is True
     if "COMMENT" in options:
         pipe.comment = str(options["COMMENT"])
     return "alter_pipe", results.status("Statement executed successfully.")
+
+
+def _set_options(p: Parser) -> dict[str, Any]:
+    p.expect("SET")
+    return p.options()
 
 
 # ---- REFRESH and the queue --------------------------------------------------------------------
@@ -463,6 +482,14 @@ def _abort_on_first_error(prepared: list[tuple[StagedFile, engine.Prepared | eng
             raise SnowflakeError(
                 100069 if first.message.startswith("Error parsing JSON") else 100038, first.message, "22000"
             )
+
+
+def truncate_table(account: Account, table: QualifiedName) -> None:
+    """facts §2: COPY_HISTORY's "Results start after the latest TRUNCATE"; and TRUNCATE "deletes the load
+    metadata for the table", so bulk COPY may load the same files again
+    (https://docs.snowflake.com/en/sql-reference/sql/truncate-table). A pipe's own metadata is kept."""
+    account.history = [record for record in account.history if record.table != table]
+    account.table_load_metadata.pop(table, None)
 
 
 def history_rows(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -9,7 +10,7 @@ from . import observe, pipes, results, security, storage, warehouses
 from .context import Context
 from .errors import SnowflakeError
 from .results import Result
-from .sqltext import Parser
+from .sqltext import Parser, quote_string
 
 # fakesnow runs these; the ones marked True need a running warehouse (facts §2 + warehouses-overview:
 # DML and queries on tables need one; DDL, SHOW, DESC and USE run in cloud services).
@@ -112,6 +113,11 @@ def _route(ctx: Context, p: Parser, sql: str) -> Routed:
         return Routed(kind, result)
     if p.accept("ALTER", "SESSION"):
         return Routed("alter_session", _alter_session(ctx, p))
+    if p.accept("TRUNCATE"):
+        p.accept("TABLE")
+        p.accept("IF", "EXISTS")
+        pipes.truncate_table(ctx.account, ctx.qualify(p.name(), "TRUNCATE TABLE"))
+        return Routed("truncate", sql=sql)  # fakesnow deletes the rows
     return _query(ctx, p, sql)
 
 
@@ -134,8 +140,28 @@ def _alter_session(ctx: Context, p: Parser) -> Result:
     return results.status("Statement executed successfully.")
 
 
+_SESSION_FUNCTIONS = re.compile(r"\bCURRENT_(ROLE|USER|WAREHOUSE|ACCOUNT)\s*\(\s*\)", re.IGNORECASE)
+
+
+def _with_session_values(ctx: Context, sql: str) -> str:
+    """fakesnow answers CURRENT_ROLE() and the like from DuckDB ('duckdb'); Snowflake, from the session."""
+    values = {
+        "ROLE": ctx.session.role,
+        "USER": ctx.session.user,
+        "WAREHOUSE": ctx.session.warehouse,
+        "ACCOUNT": ctx.account.name,
+    }
+
+    def literal(match: re.Match[str]) -> str:
+        value = values[match.group(1).upper()]
+        return "NULL" if value is None else quote_string(value)
+
+    return _SESSION_FUNCTIONS.sub(literal, sql)
+
+
 def _query(ctx: Context, p: Parser, sql: str) -> Routed:
     first = p.tokens[0].upper
+    sql = _with_session_values(ctx, sql)
     if first == "COPY":
         warehouses.use_for_statement(ctx)
         return Routed("copy_into", pipes.copy_into(ctx, sql))

@@ -39,6 +39,13 @@ def has_privilege(account: Account, role: str, privilege: str, granted_on: str, 
     )
 
 
+def pipe_allows(ctx: Context, owner: str, pipe_name: str, privilege: str) -> bool:
+    """The session's role owns the pipe, or holds `privilege` on it (directly or through its roles)."""
+    return owner in effective_roles(ctx.account, ctx.session.role) or has_privilege(
+        ctx.account, ctx.session.role, privilege, "PIPE", pipe_name
+    )
+
+
 def require_create_integration(ctx: Context) -> None:
     """facts §4: CREATE INTEGRATION on the account; "Only the ACCOUNTADMIN role has this privilege by default"."""
     account, role = ctx.account, ctx.session.role

@@ -26,6 +26,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.live)
             item.add_marker(pytest.mark.timeout(1800))
         return
+    for item in mine:
+        # A known difference of the stand-in (docs/snowflake-standin.md): expected to fail on it, and the
+        # run fails if it starts passing, so the list of differences stays true.
+        if (gap := item.get_closest_marker("standin_gap")) is not None:
+            item.add_marker(pytest.mark.xfail(strict=True, reason=f"stand-in gap: {gap.args[0]}"))
     deselected = [item for item in mine if item.get_closest_marker("live") is not None]
     if deselected:
         config.hook.pytest_deselected(items=deselected)

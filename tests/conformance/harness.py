@@ -20,7 +20,7 @@ import os
 import time
 import uuid
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -232,6 +232,7 @@ class Access:
     role_name: str
     role_arn: str
     allowed_prefixes: tuple[str, ...]
+    blocked_prefixes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -338,8 +339,9 @@ class Target(abc.ABC):
         self._connections: list[Connection] = []
         self._children: list[Target] = []
         self._roles: list[str] = []
-        self._account_objects: list[tuple[str, str]] = []  # (kind, name): integrations, users, warehouses
+        self._account_objects: list[tuple[str, str]] = []  # (kind, name): integrations, users, roles, warehouses
         self._file_format: str | None = None
+        self._wrote_objects = False
         self.iam_user_arn: str | None = None  # the stand-in reports its account's IAM user; live: unknown
 
     # -- names -------------------------------------------------------------------------------------------
@@ -369,14 +371,13 @@ class Target(abc.ABC):
         *,
         password: str | None = None,
         private_key: bytes | None = None,
-        account: str | None = None,
         role: str | None = None,
         warehouse: str | None = None,
         in_schema: bool = False,
     ) -> Connection:
         """Log in exactly as a client of Snowflake does (facts §7)."""
         params: dict[str, Any] = {
-            "account": account or self.account.name,
+            "account": self.account.name,
             "user": user,
             "login_timeout": 60,
             "network_timeout": 120,
@@ -446,6 +447,7 @@ class Target(abc.ABC):
     # -- S3 ----------------------------------------------------------------------------------------------
 
     def put(self, key: str, body: bytes) -> None:
+        self._wrote_objects = True
         self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)
 
     def put_file(self, prefix: str, stem: str, recs: Sequence[dict[str, Any]]) -> StagedFile:
@@ -476,6 +478,7 @@ class Target(abc.ABC):
         *,
         allowed_prefixes: Sequence[str],
         readable_prefixes: Sequence[str] | None = None,
+        blocked_prefixes: Sequence[str] = (),
         trust: bool = True,
     ) -> Access:
         """IAM role (read-only on `readable_prefixes`) + storage integration, then the trust handshake.
@@ -500,6 +503,7 @@ class Target(abc.ABC):
             role_name=role_name,
             role_arn=role["Role"]["Arn"],
             allowed_prefixes=tuple(allowed_prefixes),
+            blocked_prefixes=tuple(blocked_prefixes),
         )
         query(self.admin, self.integration_sql(access))
         self._account_objects.append(("INTEGRATION", integration))
@@ -509,11 +513,13 @@ class Target(abc.ABC):
 
     def integration_sql(self, access: Access, *, replace: bool = False) -> str:
         locations = ", ".join(f"'{self.url(p)}'" for p in access.allowed_prefixes)
+        blocked = ", ".join(f"'{self.url(p)}'" for p in access.blocked_prefixes)
         return (
             f"CREATE {'OR REPLACE ' if replace else ''}STORAGE INTEGRATION {access.integration} "
             "TYPE = EXTERNAL_STAGE STORAGE_PROVIDER = 'S3' "
             f"STORAGE_AWS_ROLE_ARN = '{access.role_arn}' ENABLED = TRUE "
             f"STORAGE_ALLOWED_LOCATIONS = ({locations})"
+            + (f" STORAGE_BLOCKED_LOCATIONS = ({blocked})" if blocked else "")
         )
 
     def trust_integration(self, access: Access) -> dict[str, str]:
@@ -601,6 +607,15 @@ class Target(abc.ABC):
                 )
             time.sleep(self.poll_interval)
 
+    def wait_until(self, check: Callable[[], bool], what: str) -> None:
+        """Let Snowpipe work, then poll `check` until it holds (bounded by load_timeout)."""
+        self.process()
+        deadline = time.monotonic() + self.load_timeout
+        while not check():
+            if time.monotonic() > deadline:
+                pytest.fail(f"{what}: not so after {self.load_timeout:.0f}s")
+            time.sleep(self.poll_interval)
+
     # -- what only the stand-in can do --------------------------------------------------------------------
 
     def needs_standin(self, reason: str) -> None:
@@ -652,7 +667,8 @@ class Target(abc.ABC):
                 attempt(f"{kind} {name}", lambda k=kind, n=name: query(admin, f"DROP {k} IF EXISTS {n}"))
         for role in self._roles:
             attempt(f"role {role}", lambda r=role: self._delete_role(r))
-        attempt("s3 objects", self._delete_objects)
+        if self._wrote_objects:
+            attempt("s3 objects", self._delete_objects)
         if failures:
             warnings.warn("conformance cleanup left objects behind: " + "; ".join(failures), stacklevel=1)
 

@@ -19,11 +19,11 @@ def test_account_b_cannot_see_account_a_objects(target: Target) -> None:
     """Objects live in one account: B's admin reading A's fully-qualified table either fails or (on a
     same-named database/schema of B's own) sees only B's rows; SHOW in B lists none of A's integrations,
     users or pipes."""
+    other = target.other_account()
     loading = target.setup_loading("iso")
     query(target.admin, f"INSERT INTO {loading.table} (A, N) VALUES ('from-a', 1)")
     user_a = target.create_user("ISO_USER", properties="TYPE = SERVICE")
 
-    other = target.other_account()
     # B makes the same database.schema name when it can (always on the stand-in), with its own row.
     same_place = other.database == target.database
     if same_place:
@@ -48,11 +48,11 @@ def test_account_b_cannot_see_account_a_objects(target: Target) -> None:
 def test_a_user_of_account_a_cannot_log_in_to_account_b(target: Target) -> None:
     """Users belong to one account: A's key-pair user logs in to A and is refused by B (§7 key-pair
     login, connector `authenticator='SNOWFLAKE_JWT'` with DER bytes)."""
+    other = target.other_account()
     key = KeyPair.generate()
     user = target.create_user("CROSS", properties=f"TYPE = SERVICE RSA_PUBLIC_KEY = '{key.public_b64}'")
     target.connect(user, private_key=key.der)
 
-    other = target.other_account()
     with pytest.raises(DatabaseError):
         other.connect(user, private_key=key.der)
 
@@ -60,8 +60,8 @@ def test_a_user_of_account_a_cannot_log_in_to_account_b(target: Target) -> None:
 def test_accounts_have_their_own_integration_identity(target: Target) -> None:
     """§4: "Snowflake provisions a single IAM user for your entire Snowflake account": two accounts'
     integrations get external ids of their own, so one account's trust policy does not admit the other."""
-    a = target.create_access("IDA", allowed_prefixes=[target.prefix("ida")], trust=False)
     other = target.other_account()
+    a = target.create_access("IDA", allowed_prefixes=[target.prefix("ida")], trust=False)
     b = other.create_access("IDB", allowed_prefixes=[other.prefix("idb")], trust=False)
     desc_a = query(target.admin, f"DESC INTEGRATION {a.integration}")
     desc_b = query(other.admin, f"DESC INTEGRATION {b.integration}")

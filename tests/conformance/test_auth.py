@@ -5,10 +5,14 @@ Facts: ../shared/reference/snowflake-facts.md §7 (service users, key pairs, con
 
 from __future__ import annotations
 
+import base64
+import hashlib
+
 import pytest
+from cryptography.hazmat.primitives import serialization
 from snowflake.connector.errors import DatabaseError
 
-from .harness import KeyPair, Target, query
+from .harness import KeyPair, Target, get, query
 
 PASSWORD = "Conformance-Passw0rd-1"
 
@@ -83,3 +87,16 @@ def test_a_key_of_another_user_is_refused(target: Target) -> None:
     target.connect(user_b, private_key=key_b.der)
     with pytest.raises(DatabaseError):
         target.connect(user_a, private_key=key_b.der)
+
+
+def test_desc_user_shows_the_key_fingerprint(target: Target) -> None:
+    """§7 key-pair-auth: "Check with `RSA_PUBLIC_KEY_FP` in DESC USER"; the fingerprint is `SHA256:` and the
+    base64 SHA-256 of the DER public key (the JWT `iss` carries it, §7)."""
+    key = KeyPair.generate()
+    user = target.create_user("FP", properties=f"TYPE = SERVICE RSA_PUBLIC_KEY = '{key.public_b64}'")
+    der = key.private.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    expected = "SHA256:" + base64.b64encode(hashlib.sha256(der).digest()).decode()
+    props = {str(get(r, "property")).upper(): get(r, "value") for r in query(target.admin, f"DESC USER {user}")}
+    assert props.get("RSA_PUBLIC_KEY_FP") == expected, props

@@ -228,7 +228,8 @@ def test_paused_pipe_holds_files_until_resumed(target: Target) -> None:
     PAUSED; files submitted while paused "won't be processed until the pipe is resumed"; FALSE resumes it
     and executionState is RUNNING (§2)."""
     loading = target.setup_loading("pause")
-    assert pipe_status(target.admin, loading.pipe)["executionState"] == "RUNNING"
+    running = pipe_status(target.admin, loading.pipe)
+    assert running["executionState"] == "RUNNING", running
 
     query(target.admin, f"ALTER PIPE {loading.pipe} SET PIPE_EXECUTION_PAUSED = TRUE")
     assert pipe_status(target.admin, loading.pipe)["executionState"] == "PAUSED"
@@ -239,11 +240,31 @@ def test_paused_pipe_holds_files_until_resumed(target: Target) -> None:
     assert table_rows(target.admin, loading.table) == []
     history = history_of(copy_history(target.admin, loading.table), staged.basename)
     assert all(get(r, "STATUS") != "Loaded" for r in history), history
+    # §2: ROW_PARSED is "NULL while in progress".
+    assert all(get(r, "ROW_PARSED") is None for r in history if get(r, "STATUS") == "Load in progress")
 
     query(target.admin, f"ALTER PIPE {loading.pipe} SET PIPE_EXECUTION_PAUSED = FALSE")
     assert pipe_status(target.admin, loading.pipe)["executionState"] == "RUNNING"
     assert get(target.wait_loaded(loading, [staged])[staged.basename], "STATUS") == "Loaded"
     assert len(table_rows(target.admin, loading.table)) == 2
+
+
+def test_pipe_status_fields(target: Target) -> None:
+    """§2 SYSTEM$PIPE_STATUS: JSON with executionState and pendingFileCount; "The oldestPending* fields are
+    absent when pendingFileCount=0"; after a load, lastIngestedFilePath names the file."""
+    loading = target.setup_loading("status")
+    idle = pipe_status(target.admin, loading.pipe)
+    assert idle["executionState"] == "RUNNING", idle
+    assert idle["pendingFileCount"] == 0, idle
+    assert not [k for k in idle if k.startswith("oldestPending")], idle
+
+    staged = target.put_file(loading.prefix, "events", records("status", 1))
+    refresh(target.admin, loading.pipe)
+    target.wait_loaded(loading, [staged])
+    after = pipe_status(target.admin, loading.pipe)
+    if after["pendingFileCount"] == 0:
+        assert not [k for k in after if k.startswith("oldestPending")], after
+    assert staged.basename in str(after.get("lastIngestedFilePath")), after
 
 
 def test_copy_history_columns_and_status_values(target: Target) -> None:
@@ -267,6 +288,37 @@ def test_copy_history_columns_and_status_values(target: Target) -> None:
     assert {get(r, "STATUS") for r in history} <= STATUSES, history
     for row in history:
         assert str(get(row, "TABLE_NAME")).upper() == loading.table.rsplit(".", 1)[-1]
+
+
+def test_refresh_skips_a_file_loaded_by_copy_into(target: Target) -> None:
+    """§1: REFRESH "checks the load history for both the pipe and the target table" and skips files loaded
+    "by a `COPY INTO <table>`" (a bulk load on a warehouse)."""
+    loading = target.setup_loading("bulk")
+    staged = target.put_file(loading.prefix, "events", records("bulk", 2))
+    query(
+        target.admin,
+        f"COPY INTO {loading.table} (A, N, SRC_FILE, SRC_ROW) FROM (SELECT $1:a::STRING, $1:n::NUMBER, "
+        f"METADATA$FILENAME, METADATA$FILE_ROW_NUMBER FROM @{loading.stage}) "
+        f"FILE_FORMAT = (FORMAT_NAME = {target.file_format()})",
+    )
+    assert len(rows_from(table_rows(target.admin, loading.table), staged.basename)) == 2
+
+    sent = refresh(target.admin, loading.pipe)
+    assert not names_file(sent, staged.basename), f"REFRESH sent a file COPY INTO already loaded: {sent}"
+    sentinel = target.put_file(loading.prefix, "sentinel", records("sentinel", 1))
+    refresh(target.admin, loading.pipe)
+    target.wait_loaded(loading, [sentinel])
+    assert len(rows_from(table_rows(target.admin, loading.table), staged.basename)) == 2
+
+
+def test_copy_history_starts_after_truncate(target: Target) -> None:
+    """§2: COPY_HISTORY "Results start after the latest TRUNCATE"."""
+    loading = target.setup_loading("truncate")
+    staged = target.put_file(loading.prefix, "events", records("truncate", 1))
+    refresh(target.admin, loading.pipe)
+    target.wait_loaded(loading, [staged])
+    query(target.admin, f"TRUNCATE TABLE {loading.table}")
+    assert history_of(copy_history(target.admin, loading.table), staged.basename) == []
 
 
 def test_copy_history_for_one_pipe(target: Target) -> None:

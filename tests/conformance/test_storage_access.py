@@ -154,3 +154,37 @@ def test_pipe_on_a_prefix_the_role_cannot_read_loads_nothing(target: Target) -> 
         query(target.admin, f"ALTER PIPE {loading.pipe} REFRESH")
     target.settle()
     assert query(target.admin, f"SELECT COUNT(*) AS C FROM {loading.table}") == [{"C": 0}]
+
+
+def test_blocked_locations_win_over_allowed_ones(target: Target) -> None:
+    """§4: `STORAGE_BLOCKED_LOCATIONS = ('s3://<bucket>/<path>/' …)` next to STORAGE_ALLOWED_LOCATIONS: a
+    stage under a blocked path of an allowed one is refused (at CREATE STAGE or at LIST); a sibling path
+    lists."""
+    parent = target.prefix("parent")
+    blocked = parent + "blocked/"
+    open_path = parent + "open/"
+    access = target.create_access("BLOCK", allowed_prefixes=[parent], blocked_prefixes=[blocked])
+    target.put_file(blocked, "events", records("blocked", 1))
+    target.put_file(open_path, "events", records("open", 1))
+
+    assert len(target.await_stage_readable(target.create_stage("OPEN", access, open_path))) == 1
+    try:
+        blocked_stage = target.create_stage("BLOCKED", access, blocked)
+    except DatabaseError:
+        return  # refused at CREATE STAGE
+    with pytest.raises(DatabaseError):
+        target.list_stage(blocked_stage)
+
+
+def test_stage_url_with_trailing_slash_is_one_folder(target: Target) -> None:
+    """§5: "A trailing `/` limits the stage to that folder": a stage on `…/org1/` does not list
+    `…/org10/…`, although the role and the integration could reach both (Floe's per-organisation
+    prefixes are exactly such siblings)."""
+    root = target.prefix("orgs")
+    org1, org10 = root + "org1/", root + "org10/"
+    access = target.create_access("ORGS", allowed_prefixes=[root])
+    mine = target.put_file(org1, "events", records("org1", 1))
+    target.put_file(org10, "events", records("org10", 1))
+
+    listed = target.await_stage_readable(target.create_stage("ORG1", access, org1))
+    assert [str(get(r, "name")).rsplit("/", 1)[-1] for r in listed] == [mine.basename], listed

@@ -37,17 +37,22 @@ def test_suspended_warehouse_without_auto_resume(target: Target) -> None:
         "WH_OFF", properties="WAREHOUSE_SIZE = XSMALL AUTO_RESUME = FALSE INITIALLY_SUSPENDED = TRUE"
     )
     query(target.admin, f"USE WAREHOUSE {warehouse}")
-    before = target.stats()
 
     with pytest.raises(DatabaseError, match=r"(?i)warehouse"):
         copy_history(target.admin, loading.table)
 
+    before = target.stats()
     query(target.admin, f"CREATE TABLE {target.fq(target.name('WH_DDL'))} (X NUMBER)")
     assert len(query(target.admin, f"SHOW PIPES LIKE '{loading.pipe.rsplit('.', 1)[-1]}'")) == 1
     assert len(query(target.admin, f"SHOW STAGES LIKE '{loading.stage.rsplit('.', 1)[-1]}'")) == 1
     assert _state(target, warehouse) == "SUSPENDED"
     if not target.is_live:
-        assert _resumes(target.stats()) == _resumes(before)
+        after = target.stats()
+        assert before is not None
+        assert after is not None
+        assert _resumes(after) == _resumes(before)
+        # §6: SHOW and DDL "avoid this cost": none of them ran on the warehouse.
+        assert int(after["warehouse_statements"]) == int(before["warehouse_statements"]), (before, after)
 
 
 def test_auto_resume_runs_the_query_and_resumes_once(target: Target) -> None:
