@@ -34,6 +34,7 @@ class Settings:
     lease_seconds: float = 960.0
     poll_first_seconds: float = 15.0
     poll_max_seconds: float = 30.0
+    follow_seconds: float = 180.0
     stranded_after_seconds: float = 3600.0
     layout: str = "events/env_key={env_key}/year={year}/month={month}/day={day}/hour={hour}/{name}.json.gz"
 
@@ -76,6 +77,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         lease_seconds=_float(env, "FLOE_LEASE_SECONDS", defaults.lease_seconds, 1, 86400),
         poll_first_seconds=_float(env, "FLOE_POLL_FIRST_SECONDS", defaults.poll_first_seconds, 0, 300),
         poll_max_seconds=_float(env, "FLOE_POLL_MAX_SECONDS", defaults.poll_max_seconds, 0.01, 300),
+        follow_seconds=_float(env, "FLOE_FOLLOW_SECONDS", defaults.follow_seconds, 1, 900),
         stranded_after_seconds=_float(
             env, "FLOE_STRANDED_AFTER_SECONDS", defaults.stranded_after_seconds, 60, 6 * 86400
         ),

@@ -40,7 +40,8 @@ VERSION_LENGTH: Final = 12
 # In the order provision runs them: the integration first (the stage needs it), the pipe last (it
 # needs the table, the stage and the file format).
 PROVISION_KINDS: Final[tuple[str, ...]] = ("integration", "file_format", "table", "stage", "pipe")
-LOADER_KINDS: Final[tuple[str, ...]] = ("refresh", "copy_history", "pipe_status")
+LOADER_KINDS: Final[tuple[str, ...]] = ("refresh", "copy_history", "pipe_status", "loaded_files")
+MAX_FILE_NAMES: Final = 1000  # per loaded_files statement: keeps the statement small
 TEARDOWN_OBJECTS: Final[tuple[str, ...]] = ("pipe", "stage", "table")
 SHOWABLE_OBJECTS: Final[tuple[str, ...]] = ("integration", "file_format", "table", "stage", "pipe")
 
@@ -324,6 +325,15 @@ def _one_of(name: str, choices: tuple[str, ...]) -> Callable[[dict[str, object]]
     return prepare
 
 
+def _loaded_files(params: dict[str, object]) -> dict[str, object]:
+    names = params.get("names")
+    if not isinstance(names, list | tuple) or not names or len(names) > MAX_FILE_NAMES:
+        raise RenderError(f"names must be a list of 1 to {MAX_FILE_NAMES} file names")
+    if not all(isinstance(name, str) and name for name in names):
+        raise RenderError("names must be non-empty strings")
+    return {"names": list(names), "since": _iso_timestamp("since", params.get("since"))}
+
+
 def _show(params: dict[str, object]) -> dict[str, object]:
     prepared = _one_of("object", SHOWABLE_OBJECTS)(params)
     prepared["name"] = check_identifier(params.get("name"), "name")
@@ -351,6 +361,7 @@ _KINDS: Final[Mapping[str, _Kind]] = {
     "refresh": _kind(("prefix", "modified_after"), _refresh),
     "copy_history": _kind(("start_time",), _copy_history, ("start_time",)),
     "pipe_status": _kind((), _no_params),
+    "loaded_files": _kind(("names", "since"), _loaded_files, ("names", "since")),
     "teardown": _kind(("object",), _one_of("object", TEARDOWN_OBJECTS), ("object",)),
     "describe_integration": _kind((), _no_params),
     "grant_integration": _kind((), _no_params),

@@ -8,13 +8,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from provisioner.config import Settings
-from provisioner.secrets import SnowflakeCredentials
-
 if TYPE_CHECKING:
     from snowflake.connector import SnowflakeConnection
 
+    from provisioner.config import Settings
     from provisioner.connections import Connection
+    from provisioner.secrets import SnowflakeCredentials
 
 LOGIN_TIMEOUT_SECONDS = 30
 NETWORK_TIMEOUT_SECONDS = 60

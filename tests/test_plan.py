@@ -12,6 +12,7 @@ from loader.plan import (
     LiveFile,
     LoadRecord,
     LoadStatus,
+    found_in_table,
     history_start,
     latest_records,
     needs_history_first,
@@ -109,3 +110,14 @@ def test_layout_matches_the_writers_keys_and_nothing_else() -> None:
     assert not layout.matches("errors/env_key=abc/year=2026/month=11/day=23/hour=12/x.json.gz")
     assert not layout.matches("events/env_key=abc/year=2026/month=11/day=23/hour=12/x.json")
     assert not layout.matches("events/env_key=a/b/year=2026/month=11/day=23/hour=12/x.json.gz")
+
+
+def test_files_the_table_already_holds_are_deleted_with_their_row_counts() -> None:
+    known, unknown, recorded = live("known.json.gz"), live("unknown.json.gz"), live("recorded.json.gz")
+    plans = [plan_file(known, None, NOW), plan_file(unknown, None, NOW)]
+    plans.append(plan_file(recorded, record(recorded, LoadStatus.FAILED), NOW))
+    found = found_in_table(plans, {known.key: 12, recorded.key: 3})
+    assert [(p.file.key, p.decision, p.record.row_count if p.record else None) for p in found] == [
+        (known.key, Decision.DELETE, 12)
+    ]
+    assert "already in the table" in found[0].reason

@@ -19,7 +19,6 @@ from loader.report import RunReport, RunStatus
 from loader.tick import Deadline, Edges, run_tick
 from provisioner import config, logs
 from provisioner.connections import open_store
-from provisioner.secrets import SecretError
 
 log = logs.get("loader")
 
@@ -67,6 +66,8 @@ def _metrics(settings: config.Settings) -> CoreMetrics | None:
             secret = boto3.client("secretsmanager").get_secret_value(SecretId=settings.core_api_token_secret)
             token = secret["SecretString"]
         except Exception as error:
+            from provisioner.secrets import SecretError
+
             raise SecretError(f"cannot read the core API token secret {settings.core_api_token_secret!r}") from error
     return CoreMetrics(settings.core_api_url, token=token, attempts=settings.retry_attempts)
 

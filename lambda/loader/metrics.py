@@ -7,8 +7,6 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
-
 from provisioner import logs
 
 log = logs.get("metrics")
@@ -28,6 +26,8 @@ class CoreMetrics:
 
     def post(self, payload: dict[str, Any]) -> bool:
         """True when core accepted the run; False (logged) when it did not after every retry."""
+        from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
         retrying = Retrying(
             stop=stop_after_attempt(self._attempts),
             wait=wait_exponential(multiplier=self._backoff, max=4),

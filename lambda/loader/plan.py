@@ -132,6 +132,22 @@ def stranded(
     ]
 
 
+def found_in_table(plans: Iterable[FilePlan], rows_by_key: Mapping[str, int]) -> list[FilePlan]:
+    """Files with no load record whose rows the table already holds (its lineage column says so): they
+    were loaded, and Snowpipe forgot or COPY_HISTORY has not caught up. Delete them; never send or
+    dead-letter them, either of which would put their events in twice."""
+    return [
+        FilePlan(
+            p.file,
+            Decision.DELETE,
+            f"already in the table ({rows_by_key[p.file.key]} rows) though COPY_HISTORY has no record",
+            LoadRecord(p.file.key, LoadStatus.LOADED, row_count=rows_by_key[p.file.key]),
+        )
+        for p in plans
+        if p.record is None and rows_by_key.get(p.file.key, 0) > 0
+    ]
+
+
 def unsettled(plans: Iterable[FilePlan], sent: frozenset[str] = frozenset()) -> list[FilePlan]:
     """Files whose outcome is not known yet: in progress, or sent this tick without a record."""
     return [p for p in plans if p.decision is Decision.WAIT or (p.decision is Decision.SEND and p.file.key in sent)]

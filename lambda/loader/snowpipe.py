@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from loader.plan import LoadRecord, LoadStatus
-from provisioner.render import Target, render
+from provisioner.render import MAX_FILE_NAMES, Target, render
 from provisioner.snowflake_session import SnowflakeError, query
 
 if TYPE_CHECKING:
@@ -85,6 +85,23 @@ class Snowpipe:
             error=document.get("error"),
             last_ingested=_parse_time(document.get("lastIngestedTimestamp")),
         )
+
+    def created_on(self) -> datetime | None:
+        """When the pipe was (re-)created: SHOW runs in cloud services, no warehouse (facts §2)."""
+        rows = self.run(render("show", self.target, object="pipe", name=self.target.pipe))
+        row = next((r for r in rows if r.get("NAME") == self.target.pipe), None)
+        return _utc(row.get("CREATED_ON")) if row else None
+
+    def rows_in_table(self, keys: list[str], since: datetime) -> dict[str, int]:
+        """Rows per file already in the table, by lineage (SOURCE_FILE_NAME), for files loaded since `since`."""
+        relative = {key.removeprefix(self._stage_key_prefix): key for key in keys}
+        names = sorted(relative)
+        found: dict[str, int] = {}
+        for start in range(0, len(names), MAX_FILE_NAMES):
+            sql = render("loaded_files", self.target, names=names[start : start + MAX_FILE_NAMES], since=since)
+            for row in self.run(sql):
+                found[relative[str(row["SOURCE_FILE_NAME"])]] = int(row["ROW_COUNT"])
+        return found
 
     def key_of(self, name: str, stage_location: str | None = None) -> str:
         """The S3 key of a file Snowflake names relative to the stage (or as a full s3:// URL)."""

@@ -2,6 +2,10 @@
 
 The tick is stateless: everything it decides comes from the S3 listing, the pipe's load history and
 the connection row, so a crash anywhere is repaired by the next tick.
+
+Cold start: what only a tick with files needs (secrets, SQL rendering and jinja2, provisioning, the
+Snowpipe client, tenacity, the Snowflake connector) is imported where it is used, so the idle path
+imports none of it (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -14,13 +18,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from tenacity import RetryCallState, Retrying, retry_if_result, wait_exponential
-
 from loader.plan import (
+    HISTORY_RETENTION,
     Decision,
     FilePlan,
     Layout,
     LiveFile,
+    found_in_table,
     history_start,
     latest_records,
     needs_history_first,
@@ -29,25 +33,25 @@ from loader.plan import (
     unsettled,
 )
 from loader.report import RunReport, RunStatus
-from loader.snowpipe import PipeStatus, RefreshSubmitter, Snowpipe
 from loader.storage import DeadLetterEntry, OrgStorage
 from provisioner import logs, snowflake_session
 from provisioner.config import Settings, aws_account_id
 from provisioner.connections import Connection, ConnectionStatus, ConnectionStore, Lease, UnknownConnection
-from provisioner.provision import ProvisionState, ensure_current
-from provisioner.render import Target, template_version
-from provisioner.secrets import SnowflakeCredentials, read_credentials
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from snowflake.connector import SnowflakeConnection
+    from tenacity import RetryCallState
 
     from loader.metrics import CoreMetrics
+    from loader.snowpipe import PipeStatus, Snowpipe
+    from provisioner.render import Target
+    from provisioner.secrets import SnowflakeCredentials
 
 log = logs.get("tick")
 
-OpenSession = Callable[[Connection, SnowflakeCredentials, Settings, str], "SnowflakeConnection"]
+OpenSession = Callable[[Connection, "SnowflakeCredentials", Settings, str], "SnowflakeConnection"]
 
 
 def _open_session(
@@ -57,6 +61,8 @@ def _open_session(
 
 
 def _target_for(connection: Connection, settings: Settings) -> Target:
+    from provisioner.render import Target
+
     return Target.from_connection(connection, settings, aws_account_id(settings))
 
 
@@ -102,7 +108,7 @@ def run_tick(connection_id: str, edges: Edges, deadline: Deadline) -> RunReport:
         elif (lease := _acquire(edges, connection_id, report.run_id)) is None:
             report.status, report.reason = RunStatus.SKIPPED, "another run holds this connection's lease"
         else:
-            _deliver(report, connection, lease, edges, deadline)
+            _deliver(report, connection, lease, edges, _within_lease(deadline, edges.settings))
     except UnknownConnection:
         _fail(report, f"unknown connection {connection_id!r}: check the id, or create it with `floe provision`")
     except Exception as error:  # every failure becomes a report; the next tick repairs what is left
@@ -115,6 +121,12 @@ def run_tick(connection_id: str, edges: Edges, deadline: Deadline) -> RunReport:
     if report.did_work and edges.metrics is not None:
         report.metrics_posted = edges.metrics.post(report.metrics())
     return report
+
+
+def _within_lease(deadline: Deadline, settings: Settings) -> Deadline:
+    """A tick never outlives its lease: past its expiry another run may take the connection."""
+    lease = Deadline.after(settings.lease_seconds - settings.time_margin_seconds)
+    return Deadline(lambda: min(deadline.remaining(), lease.remaining()))
 
 
 def _skip_reason(connection: Connection) -> str | None:
@@ -162,6 +174,9 @@ def _deliver(report: RunReport, connection: Connection, lease: Lease, edges: Edg
     if not listing.files:
         report.status = RunStatus.IDLE
         return
+    from loader.snowpipe import Snowpipe
+    from provisioner.secrets import read_credentials
+
     credentials = read_credentials(connection.secret_ref, edges.secrets)
     tag = json.dumps({"app": "floe", "connection_id": connection.connection_id, "run_id": report.run_id})
     session = edges.open_session(connection, credentials, settings, tag)
@@ -179,6 +194,9 @@ def _keep_current(
 ) -> None:
     """Re-create stage and pipe when the templates changed; the row's version is the only check on the
     steady-state path (no Snowflake statement). A changed pipe waits until the old one has settled."""
+    from provisioner.provision import ProvisionState, ensure_current
+    from provisioner.render import template_version
+
     if connection.template_version == template_version(pipe.target):
         return
 
@@ -220,6 +238,8 @@ def _load(
     edges: Edges,
     deadline: Deadline,
 ) -> None:
+    from loader.snowpipe import RefreshSubmitter
+
     now = edges.now()
     history = latest_records(pipe.history(history_start(files, now))) if needs_history_first(files, now) else {}
     plans = plan_files(files, history, now)
@@ -227,6 +247,11 @@ def _load(
         if plan.restage:
             storage.restage(plan.file.key)
             report.files_restaged += 1
+    if early := _loaded_before_pipe(pipe, plans):
+        _settle(report, early, storage)  # before REFRESH, which would send them again
+        settled = {p.file.key for p in early}
+        files = [f for f in files if f.key not in settled]
+        plans = [p for p in plans if p.file.key not in settled]
     sent: frozenset[str] = frozenset()
     if any(p.decision is Decision.SEND for p in plans):
         sent = RefreshSubmitter(pipe).submit(layout.fixed_head)
@@ -236,13 +261,41 @@ def _load(
     _settle(report, plans, storage)
 
 
+def _loaded_before_pipe(pipe: Snowpipe, plans: list[FilePlan]) -> list[FilePlan]:
+    """Files staged before the pipe was (re-)created may have been loaded by an earlier pipe whose load
+    history is gone (snowflake-facts.md §5), and REFRESH would send them again. The table's lineage says
+    which. Costs one SHOW (no warehouse) per busy tick; the lineage query runs only when such files exist."""
+    candidates = [p for p in plans if p.decision is Decision.SEND]
+    if not candidates:
+        return []
+    created = pipe.created_on()
+    if created is not None:
+        created = created.replace(microsecond=0)  # S3's LastModified has whole seconds
+    return _in_table(pipe, [p for p in candidates if created is None or p.file.last_modified < created])
+
+
+def _in_table(pipe: Snowpipe, plans: list[FilePlan]) -> list[FilePlan]:
+    """Those of `plans` whose rows the table already holds, as DELETE plans (`plan.found_in_table`)."""
+    if not plans:
+        return []
+    # Snowflake's own memory of a load ends after 14 days (snowflake-facts.md §1, §2); so does this look.
+    since = datetime.now(UTC) - HISTORY_RETENTION
+    return found_in_table(plans, pipe.rows_in_table([p.file.key for p in plans], since))
+
+
 def _follow(
-    pipe: Snowpipe, files: list[LiveFile], sent: frozenset[str], edges: Edges, deadline: Deadline
+    pipe: Snowpipe, files: list[LiveFile], sent: frozenset[str], edges: Edges, outer: Deadline
 ) -> list[FilePlan]:
     """Poll COPY_HISTORY (one query per poll, all files) with exponential backoff until every sent or
     in-progress file is terminal, or the time budget (less the margin) runs out."""
+    from tenacity import Retrying, retry_if_result, wait_exponential
+
     settings = edges.settings
     start = history_start(files, edges.now())
+    # Files still loading are the next tick's; following them for the Lambda's whole life only burns
+    # warehouse time (a paused pipe would keep the tick polling).
+    following = Deadline.after(settings.follow_seconds)
+    deadline = Deadline(lambda: min(outer.remaining(), following.remaining()))
     if sent:
         edges.sleep(max(0.0, min(settings.poll_first_seconds, deadline.remaining() - settings.time_margin_seconds)))
 
@@ -285,7 +338,10 @@ def _with_stranded(
             return plans
     if status is None or not old_unsent:
         return plans
-    replaced = {p.file.key: p for p in stranded(plans, sent, status.pending_file_count, now, stranded_after)}
+    candidates = stranded(plans, sent, status.pending_file_count, now, stranded_after)
+    # A stranded file may have loaded with its COPY_HISTORY record still on its way: the table decides.
+    loaded = {p.file.key: p for p in _in_table(pipe, candidates)}
+    replaced = {p.file.key: loaded.get(p.file.key, p) for p in candidates}
     return [replaced.get(p.file.key, p) for p in plans]
 
 
@@ -295,12 +351,13 @@ def _settle(report: RunReport, plans: list[FilePlan], storage: OrgStorage) -> No
     if failed:
         entries = storage.copy_to_dead_letter(failed)
         report.dead_letter_manifest = storage.write_manifest(report.run_id, _manifest(report, entries))
-        report.files_dead_lettered, report.dead_lettered_batches = len(failed), 1
+        report.files_dead_lettered += len(failed)
+        report.dead_lettered_batches = 1
     settled = loaded + failed
     refused = set(storage.delete([p.file.key for p in settled])) if settled else set()
-    report.files_loaded = sum(1 for p in loaded if p.file.key not in refused)
-    report.events_delivered = sum(p.record.row_count for p in settled if p.record and p.file.key not in refused)
-    report.files_in_flight = sum(1 for p in plans if p.decision in (Decision.WAIT, Decision.SEND)) + len(refused)
+    report.files_loaded += sum(1 for p in loaded if p.file.key not in refused)
+    report.events_delivered += sum(p.record.row_count for p in settled if p.record and p.file.key not in refused)
+    report.files_in_flight += sum(1 for p in plans if p.decision in (Decision.WAIT, Decision.SEND)) + len(refused)
     if refused:
         report.warnings.append(f"S3 refused to delete {len(refused)} settled files; the next tick retries")
     if report.status is RunStatus.OK and report.files_in_flight:
