@@ -53,6 +53,18 @@ def pg_dsn() -> Iterator[str]:
         yield cluster.dsn
 
 
+@pytest.fixture(params=["postgres", "sqlite"])
+def store_dsn(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A DSN to an empty connection database: its own PostgreSQL schema, or a new SQLite file."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/connections.db"
+        return
+    from devstack.postgres import scratch_schema
+
+    with scratch_schema(request.getfixturevalue("pg_dsn"), prefix="test") as dsn:
+        yield dsn
+
+
 @pytest.fixture(scope="session")
 def standin_server(moto_server: MotoServer) -> Iterator[StandIn]:
     from devstack.snowflake.server import StandIn

@@ -27,16 +27,6 @@ from provisioner.connections import (
 )
 
 
-@pytest.fixture(params=["postgres", "sqlite"])
-def store_dsn(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A DSN to an empty database: its own PostgreSQL schema, or a new SQLite file."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/connections.db"
-        return
-    with scratch_schema(request.getfixturevalue("pg_dsn"), prefix="test") as dsn:
-        yield dsn
-
-
 @pytest.fixture
 def store(store_dsn: str) -> Iterator[ConnectionStore]:
     with open_store(store_dsn) as opened:

@@ -8,11 +8,9 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from multiprocessing.synchronize import Barrier
-from pathlib import Path
 
 import pytest
 
-from devstack.postgres import scratch_schema
 from provisioner.connections import (
     Connection,
     ConnectionStore,
@@ -25,16 +23,6 @@ from provisioner.connections import (
 LIVE = timedelta(minutes=5)
 TINY = timedelta(milliseconds=20)
 PAST_TINY_S = 0.15  # sleep long enough for a TINY lease to have expired on the database's clock
-
-
-@pytest.fixture(params=["postgres", "sqlite"])
-def store_dsn(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A DSN to an empty database: its own PostgreSQL schema, or a new SQLite file."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/connections.db"
-        return
-    with scratch_schema(request.getfixturevalue("pg_dsn"), prefix="test") as dsn:
-        yield dsn
 
 
 @pytest.fixture
