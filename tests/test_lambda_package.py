@@ -1,9 +1,9 @@
-"""The Lambda artifact builder, offline and fast.
+"""The Lambda artifact builder.
 
-The full cross-platform build (real wheels from PyPI for x86_64 and arm64) takes ~15-20 s per
-architecture and needs the network, so CI builds a small fixture project from two local wheels
-instead: that runs the same resolve/install/compile/zip code, offline. The full build is a separate
-command (docs/operations.md, "Build the artifact").
+Most tests build a small fixture project from two local wheels: the same resolve/install/compile/zip
+code, offline and fast. The last test builds the real x86_64 artifact twice from PyPI (~20 s each) and
+checks the bytes match; arm64 and Python 3.13 are the same code with other wheels
+(docs/operations.md, "Build the artifact").
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from types import CodeType
 import pytest
 
 from provisioner import lambda_package
-from provisioner.lambda_package import PackageError, build_package
+from provisioner.lambda_package import UNZIPPED_LIMIT, ZIPPED_LIMIT, PackageError, build_package
 
 ROOT = Path(__file__).resolve().parents[1]
 HERE_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -207,3 +207,19 @@ def test_the_real_tree_ships_handler_templates_and_no_test_code(tmp_path: Path) 
     templates = {f"sql_templates/{path.name}" for path in (ROOT / "sql_templates").glob("*.sql")}
     assert templates <= names
     assert {name.split("/")[0] for name in names} == {"loader", "provisioner", "sql_templates"}
+
+
+def test_the_real_artifact_builds_twice_to_the_same_bytes_within_lambdas_limits(tmp_path: Path) -> None:
+    """The deployable zip itself (x86_64, Python 3.12): its dependencies come from PyPI as of HEAD's commit
+    time, so two builds of one commit are byte-identical. Prints the size report (`pytest -s`)."""
+    first = build_package(tmp_path / "first.zip", python_version="3.12", architecture="x86_64")
+    second = build_package(tmp_path / "second.zip", python_version="3.12", architecture="x86_64")
+    print(first.summary())
+    assert first.sha256 == second.sha256
+    assert (tmp_path / "first.zip").read_bytes() == (tmp_path / "second.zip").read_bytes()
+    assert first.zipped_bytes < ZIPPED_LIMIT
+    assert first.unzipped_bytes < UNZIPPED_LIMIT
+    with zipfile.ZipFile(first.path) as archive:
+        tops = {name.split("/")[0] for name in archive.namelist()}
+    assert {"loader", "provisioner", "sql_templates", "snowflake", "psycopg"} <= tops
+    assert not tops & {"boto3", "botocore", "moto", "fakesnow", "pytest", "devstack", "tests"}
