@@ -8,7 +8,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
-ORG_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+# 49 at most: the organisation's IAM role, `floe-snowflake-<org_id>`, must fit IAM's 64-character names.
+S3_MAX_KEY_BYTES = 1024  # S3's limit on an object key, in UTF-8 bytes
+ORG_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,48}$")
 
 
 class ConfigError(ValueError):
@@ -121,9 +123,23 @@ def aws_account_id(settings: Settings) -> str:
 
 def _layout(value: str) -> str:
     fields = re.findall(r"\{(\w*)\}", value)
-    if not value or value.startswith(("{", "/")) or "name" not in fields or not value.endswith(".json.gz"):
-        raise ConfigError(f"FLOE_LAYOUT={value!r} must start with a folder, hold {{name}} and end in .json.gz")
+    literal = re.sub(r"\{\w+\}", "", value)
+    well_formed = value and not value.startswith(("{", "/")) and value.endswith(".json.gz")
+    if not well_formed or "name" not in fields or not re.fullmatch(r"[A-Za-z0-9_=./-]*", literal):
+        raise ConfigError(
+            f"FLOE_LAYOUT={value!r} must start with a folder, hold {{name}}, end in .json.gz and use only "
+            "letters, digits and _ = . / - outside its {placeholders}"
+        )
     return value
+
+
+def layout_regex(layout: str) -> str:
+    """The writer's layout as one regular expression over a file's path, for both the pipe's PATTERN and
+    the loader's listing, so Snowpipe loads exactly the files the loader tracks. Each placeholder is one
+    path segment; the optional lead lets the pattern match whether Snowflake applies it to the path
+    relative to the stage or to the whole path (the docs differ by load kind)."""
+    parts = re.split(r"\{\w+\}", layout)
+    return "(?:.*/)?" + "[^/]+".join(part.replace(".", "[.]") for part in parts)
 
 
 def _iam_path(value: str) -> str:

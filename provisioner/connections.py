@@ -23,17 +23,17 @@ from typing import Any, Protocol, Self
 
 import psycopg
 
+from provisioner.config import ORG_ID_PATTERN
+from provisioner.identifiers import identifier_problem
+
 DEFAULT_FILE_FORMAT = "FLOE_EVENTS_JSON"
 
-# org_id becomes an S3 path segment and part of IAM/Snowflake object names: ASCII only, no separators.
-ORG_ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 CONNECTION_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 # Account locator (xy12345.us-east-1.aws) or org-account name (myorg-account_1).
 ACCOUNT_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")
 # A Secrets Manager secret name or ARN.
 SECRET_REF_PATTERN = re.compile(r"[A-Za-z0-9/_+=.@:-]{1,2048}")
 OWNER_PATTERN = re.compile(r"[\x21-\x7e]{1,200}")
-SNOWFLAKE_IDENTIFIER_MAX = 255  # quoting and escaping happen in provisioner.render
 TEMPLATE_VERSION_MAX = 128
 
 
@@ -122,7 +122,9 @@ def _check_text(field: str, value: object, max_length: int) -> None:
 
 
 def _check_identifier(field: str, value: object) -> None:
-    _check_text(field, value, SNOWFLAKE_IDENTIFIER_MAX)
+    """The renderer's own rule (quoting happens there), so a stored row is always one Floe can render."""
+    if (problem := identifier_problem(value)) is not None:
+        raise InvalidConnection(field, problem)
 
 
 def _parse_status(value: object) -> ConnectionStatus:

@@ -84,7 +84,7 @@ def replay(
     dead_prefix = settings.dead_letter_prefix_for(org_id)
     entries = list_dead_letters(connection_id, settings, store, s3)
     chosen = [e for e in entries if run_id is None or e.get("run_id") == run_id]
-    moved = [_replay_one(s3, settings.bucket, entry["dead_letter_key"], dead_prefix, live_prefix) for entry in chosen]
+    moved = [_replay_one(s3, settings.bucket, entry, dead_prefix, live_prefix) for entry in chosen]
     if moved:
         record = {
             "connection_id": connection_id,
@@ -103,19 +103,21 @@ def _org_of(connection_id: str, settings: config.Settings, store: ConnectionStor
         return own.get(connection_id).org_id
 
 
-def _replay_one(s3: S3Client, bucket: str, dead_key: str, dead_prefix: str, live_prefix: str) -> Replayed:
+def _replay_one(s3: S3Client, bucket: str, entry: dict[str, Any], dead_prefix: str, live_prefix: str) -> Replayed:
+    dead_key = str(entry["dead_letter_key"])
     if not dead_key.startswith(f"{dead_prefix}objects/"):
         raise ValueError(f"{dead_key!r} is not a dead-lettered object of this organisation")
-    relative = dead_key.removeprefix(f"{dead_prefix}objects/")
+    # The manifest's original key keeps the file in the writer's layout (a long key's dead-letter copy
+    # is named by its hash); without a manifest, the dead-letter key mirrors the original.
+    original = str(entry.get("original_key") or f"{live_prefix}{dead_key.removeprefix(f'{dead_prefix}objects/')}")
+    if not original.startswith(live_prefix):
+        raise ValueError(f"{original!r} is not under this organisation's live prefix")
     etag = s3.head_object(Bucket=bucket, Key=dead_key)["ETag"].strip('"')
     digest = hashlib.sha256(f"{dead_key}\0{etag}".encode()).hexdigest()[:12]
-    folder, _, name = relative.rpartition("/")
-    stem = name.removesuffix(".json.gz")
-    live_key = (
-        f"{live_prefix}{folder}/{stem}.replay-{digest}.json.gz"
-        if folder
-        else f"{live_prefix}{stem}.replay-{digest}.json.gz"
-    )
+    folder, _, name = original.rpartition("/")
+    live_key = f"{folder}/{name.removesuffix('.json.gz')}.replay-{digest}.json.gz"
+    if len(live_key.encode()) > config.S3_MAX_KEY_BYTES:
+        live_key = f"{folder}/replay-{digest}.json.gz"
     s3.copy_object(Bucket=bucket, Key=live_key, CopySource={"Bucket": bucket, "Key": dead_key})
     s3.delete_object(Bucket=bucket, Key=dead_key)
     return Replayed(dead_key, live_key)

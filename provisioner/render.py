@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
@@ -23,13 +22,13 @@ from typing import TYPE_CHECKING, Any, Final
 
 import jinja2
 
-from provisioner.config import ORG_ID_PATTERN
+from provisioner.config import ORG_ID_PATTERN, layout_regex
+from provisioner.identifiers import identifier_problem
 
 if TYPE_CHECKING:
     from provisioner.config import Settings
     from provisioner.connections import Connection
 
-IDENTIFIER_MAX_LENGTH: Final = 255  # snowflake-facts.md §9, quoted or not
 STAGE_NAME: Final = "FLOE_EVENTS_STAGE"
 PIPE_NAME: Final = "FLOE_EVENTS_PIPE"
 DEFAULT_FILE_FORMAT: Final = "FLOE_EVENTS_JSON"
@@ -82,23 +81,10 @@ def _defined(value: object) -> object:
 
 
 def check_identifier(value: object, what: str = "identifier") -> str:
-    """Return `value` if it is safe as one quoted Snowflake identifier part, else raise RenderError.
-
-    Quoting makes any character inert (facts §9), so the rules keep out what would mislead a reviewer
-    or break a line-based tool: control and invisible characters (newlines, zero-width, bidi controls,
-    all non-printable), compatibility look-alikes (NFKC changes them: fullwidth quotes, semicolons),
-    and leading or trailing spaces.
-    """
-    if not isinstance(value, str):
-        raise RenderError(f"{what} must be a string, not {type(value).__name__}")
-    if not 0 < len(value) <= IDENTIFIER_MAX_LENGTH:
-        raise RenderError(f"{what} must be 1-{IDENTIFIER_MAX_LENGTH} characters (Snowflake's limit)")
-    if not value.isprintable():
-        raise RenderError(f"{what} contains a control or invisible character")
-    if unicodedata.normalize("NFKC", value) != value:
-        raise RenderError(f"{what} contains a look-alike (compatibility) character")
-    if value != value.strip():
-        raise RenderError(f"{what} has leading or trailing whitespace")
+    """Return `value` if it is safe as one quoted Snowflake identifier part, else raise RenderError."""
+    if (problem := identifier_problem(value)) is not None:
+        raise RenderError(f"{what} {problem}")
+    assert isinstance(value, str)
     return value
 
 
@@ -193,6 +179,7 @@ class Target:
     bucket: str
     live_prefix: str  # the org's prefix in the bucket, e.g. "live/acme/"
     iam_role_arn: str
+    file_pattern: str  # the pipe's PATTERN: the writer's layout (provisioner.config.layout_regex)
 
     def __post_init__(self) -> None:
         _check_org_id(self.org_id)
@@ -206,6 +193,8 @@ class Target:
             raise RenderError("live_prefix must contain the org_id")
         if not isinstance(self.iam_role_arn, str) or not _ROLE_ARN.fullmatch(self.iam_role_arn):
             raise RenderError("iam_role_arn is not an IAM role ARN")
+        if not isinstance(self.file_pattern, str) or not self.file_pattern:
+            raise RenderError("file_pattern must be a regular expression")
 
     @classmethod
     def from_connection(cls, connection: Connection, settings: Settings, aws_account_id: str) -> Target:
@@ -222,6 +211,7 @@ class Target:
             bucket=settings.bucket,
             live_prefix=settings.live_prefix_for(connection.org_id),
             iam_role_arn=iam_role_arn(aws_account_id, settings.iam_role_path, connection.org_id),
+            file_pattern=layout_regex(settings.layout),
         )
 
     @classmethod
@@ -242,6 +232,7 @@ class Target:
         values.setdefault("file_format", DEFAULT_FILE_FORMAT)
         values.setdefault("bucket", defaults.bucket)
         values.setdefault("live_prefix", defaults.live_prefix_for(org_id))
+        values.setdefault("file_pattern", layout_regex(defaults.layout))
         path = values.pop("iam_role_path", defaults.iam_role_path)
         account_id = values.pop("aws_account_id", None)
         if "iam_role_arn" not in values:

@@ -1,6 +1,8 @@
 {#- AUTO_INGEST = FALSE: the loader submits files itself (ALTER PIPE ... REFRESH, snowflake-facts.md §1).
     The transform keeps lineage: source file and row, and the load time from METADATA$START_SCAN_TIME
     rather than CURRENT_TIMESTAMP (§5). traits and metadata arrive as JSON strings, so PARSE_JSON them.
+    PATTERN: Snowpipe loads only files in the writer's layout, the same files the loader tracks (anything
+    else REFRESH would load behind its back, unlisted, undeleted and uncounted).
     ON_ERROR = SKIP_FILE (Snowpipe's default, §5, stated for the reviewer): a file loads whole or not at
     all, so a failed file can be dead-lettered and replayed without duplicating its good rows. -#}
 CREATE OR REPLACE PIPE {{ target.qualified_pipe | ident }}
@@ -46,4 +48,5 @@ FROM (
   FROM @{{ target.qualified_stage | ident }}
 )
 FILE_FORMAT = (FORMAT_NAME = {{ target.qualified_file_format | ident | literal }})
+PATTERN = {{ target.file_pattern | literal }}
 ON_ERROR = SKIP_FILE

@@ -26,7 +26,8 @@ class LoaderEvent:
             raise InvalidEvent(f'expected a JSON object like {{"connection_id": "c-123"}}, got {type(event).__name__}')
         unknown = sorted(str(k)[:40] for k in event if k not in _OPTIONAL_FIELDS | {"connection_id"})
         if unknown:
-            raise InvalidEvent(f"unexpected field(s) {unknown}: the event carries only connection_id")
+            more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
+            raise InvalidEvent(f"unexpected field(s) {unknown[:3]}{more}: the event carries only connection_id")
         connection_id = event.get("connection_id")
         if not isinstance(connection_id, str) or not _CONNECTION_ID.fullmatch(connection_id):
             raise InvalidEvent(

@@ -26,6 +26,8 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from functools import cached_property
 
+from provisioner.config import layout_regex
+
 # snowflake-facts.md §1: REFRESH loads only files staged within the last 7 days; re-stage a day early.
 REFRESH_WINDOW = timedelta(days=7)
 RESTAGE_AFTER = timedelta(days=6)
@@ -178,9 +180,7 @@ class Layout:
 
     @cached_property
     def pattern(self) -> re.Pattern[str]:
-        parts = re.split(r"\{(\w+)\}", self.template)
-        regex = "".join(re.escape(p) if i % 2 == 0 else "[^/]+" for i, p in enumerate(parts))
-        return re.compile(regex)
+        return re.compile(layout_regex(self.template))
 
     def matches(self, relative_key: str) -> bool:
         return self.pattern.fullmatch(relative_key) is not None

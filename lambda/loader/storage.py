@@ -6,16 +6,22 @@ object bodies are never read (CopyObject copies server-side).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import ClientError
+
 from loader.plan import FilePlan, Layout, LiveFile
+from provisioner import logs
+from provisioner.config import S3_MAX_KEY_BYTES
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+log = logs.get("storage")
 DELETE_BATCH = 1000  # DeleteObjects takes at most 1,000 keys per request
 
 
@@ -77,17 +83,27 @@ class OrgStorage:
         return failed
 
     def dead_letter_key(self, key: str) -> str:
-        # Deterministic: a tick that crashed between copy and delete copies onto the same key again,
-        # so the object is dead-lettered exactly once.
-        return f"{self.dead_letter_prefix}objects/{self._owned(key)[len(self.live_prefix) :]}"
+        """Deterministic: a tick that crashed between copy and delete copies onto the same key again, so
+        the object is dead-lettered exactly once. The dead-letter prefix may be longer than the live one:
+        a key that would pass S3's limit is named by its hash (the manifest keeps the original)."""
+        relative = self._owned(key)[len(self.live_prefix) :]
+        target = f"{self.dead_letter_prefix}objects/{relative}"
+        if len(target.encode()) <= S3_MAX_KEY_BYTES:
+            return target
+        return f"{self.dead_letter_prefix}objects/long-keys/{hashlib.sha256(relative.encode()).hexdigest()}.json.gz"
 
     def copy_to_dead_letter(self, plans: Iterable[FilePlan]) -> list[DeadLetterEntry]:
+        """Copies each file; one that S3 refuses is left out (it stays live for the next tick)."""
         entries = []
         for plan in plans:
             target = self.dead_letter_key(plan.file.key)
-            self._s3.copy_object(
-                Bucket=self.bucket, Key=target, CopySource={"Bucket": self.bucket, "Key": plan.file.key}
-            )
+            try:
+                self._s3.copy_object(
+                    Bucket=self.bucket, Key=target, CopySource={"Bucket": self.bucket, "Key": plan.file.key}
+                )
+            except ClientError:
+                log.warning("dead-letter copy refused", extra={"key": plan.file.key}, exc_info=True)
+                continue
             entries.append(_entry(plan, target))
         return entries
 

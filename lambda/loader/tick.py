@@ -350,6 +350,11 @@ def _settle(report: RunReport, plans: list[FilePlan], storage: OrgStorage) -> No
     failed = [p for p in plans if p.decision is Decision.DEAD_LETTER]
     if failed:
         entries = storage.copy_to_dead_letter(failed)
+        copied = {entry.original_key for entry in entries}
+        if len(copied) < len(failed):
+            report.warnings.append(f"S3 refused {len(failed) - len(copied)} dead-letter copies; they stay live")
+        failed = [p for p in failed if p.file.key in copied]
+    if failed:
         report.dead_letter_manifest = storage.write_manifest(report.run_id, _manifest(report, entries))
         report.files_dead_lettered += len(failed)
         report.dead_lettered_batches = 1
