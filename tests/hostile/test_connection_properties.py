@@ -20,11 +20,10 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from provisioner import render
-from provisioner.config import Settings
+from provisioner.config import ORG_ID_PATTERN, Settings
 from provisioner.connections import (
     ACCOUNT_PATTERN,
     CONNECTION_ID_PATTERN,
-    ORG_ID_PATTERN,
     SECRET_REF_PATTERN,
     Connection,
     ConnectionStatus,
