@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -39,6 +39,30 @@ def aws(moto_server: MotoServer) -> MotoServer:
     """The moto server, emptied before the test."""
     moto_server.reset()
     return moto_server
+
+
+@pytest.fixture
+def aws_operations(aws: MotoServer) -> Iterator[list[str]]:
+    """The AWS operations this test's thread sends through boto3's default session, in order. Observed,
+    never changed; the stand-in shares the process and the session, but calls from its own threads."""
+    import threading
+
+    import boto3
+
+    sent: list[str] = []
+    test_thread = threading.current_thread()
+
+    def record(model: Any, **_: Any) -> None:
+        if threading.current_thread() is test_thread:
+            sent.append(model.name)
+
+    if boto3.DEFAULT_SESSION is None:
+        boto3.setup_default_session()
+    session = boto3.DEFAULT_SESSION
+    assert session is not None
+    session.events.register("before-call", record)
+    yield sent
+    session.events.unregister("before-call", record)
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ An AWS request recorder observes the real HTTP requests the code sends (it chang
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ BUCKET = "floe-events"
 
 
 @pytest.fixture
-def requests(standin: StandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+def requests(standin: StandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, aws_operations: list[str]) -> list[str]:
     """Configures the loader for the local stack and yields the AWS operations it sends."""
     monkeypatch.setenv("FLOE_CONNECTIONS_DSN", f"sqlite:///{tmp_path}/connections.db")
     monkeypatch.setenv("FLOE_SNOWFLAKE_HOST", standin.host)
@@ -36,18 +35,8 @@ def requests(standin: StandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         store.add(connection("c-ready", ConnectionStatus.READY))
         store.add(connection("c-pending", ConnectionStatus.PENDING_CUSTOMER_SETUP))
         store.add(connection("c-off", ConnectionStatus.READY, active=False))
-    sent: list[str] = []
-
-    def record(model: Any, **_: Any) -> None:
-        sent.append(model.name)
-
-    if boto3.DEFAULT_SESSION is None:
-        boto3.setup_default_session()
-    session = boto3.DEFAULT_SESSION
-    assert session is not None
-    session.events.register("before-call", record)
-    yield sent
-    session.events.unregister("before-call", record)
+    aws_operations.clear()  # the set-up's own calls; the test reads only what the loader sends
+    return aws_operations
 
 
 def connection(connection_id: str, status: ConnectionStatus, active: bool = True) -> Connection:

@@ -10,7 +10,6 @@ login or statement (the stand-in's `stats`).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +104,7 @@ def test_a_refusal_stays_short_however_large_the_event(names: list[str], value: 
 
 
 @pytest.fixture
-def calls(standin: StandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+def calls(standin: StandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, aws_operations: list[str]) -> list[str]:
     """The loader configured for the local stack, no connection rows; yields the AWS operations sent."""
     monkeypatch.setenv("FLOE_CONNECTIONS_DSN", f"sqlite:///{tmp_path}/connections.db")
     monkeypatch.setenv("FLOE_SNOWFLAKE_HOST", standin.host)
@@ -116,18 +115,8 @@ def calls(standin: StandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     standin.control.create_account("ACME")
     with open_store(f"sqlite:///{tmp_path}/connections.db") as store:
         store.migrate()
-    sent: list[str] = []
-
-    def record(model: Any, **_: Any) -> None:
-        sent.append(model.name)
-
-    if boto3.DEFAULT_SESSION is None:
-        boto3.setup_default_session()
-    session = boto3.DEFAULT_SESSION
-    assert session is not None
-    session.events.register("before-call", record)
-    yield sent
-    session.events.unregister("before-call", record)
+    aws_operations.clear()  # the set-up's own calls; the test reads only what the loader sends
+    return aws_operations
 
 
 @settings(
