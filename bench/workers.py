@@ -1,0 +1,358 @@
+"""What runs in a scenario's own process (multiprocessing spawn): Floe's tick, the floor, the usual
+COPY loader, the fan-out pool. Each measures its own wall time, AWS requests and peak RSS and sends one
+result to the parent, which hosts the local stack and loads queued files when a worker asks (`drain`):
+that time is Snowpipe's, not the loader's, and is reported apart."""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from multiprocessing.connection import Connection as Channel
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
+
+    from provisioner.config import Settings
+    from provisioner.connections import Connection
+
+Job = dict[str, Any]
+Result = dict[str, Any]
+
+
+def main(job: Job, channel: Channel) -> None:
+    """The spawned process's entry point: run `job["kind"]`, send its result (or its error)."""
+    os.environ.update(job["env"])
+    try:
+        result = WORKERS[job["kind"]](job, channel)
+    except BaseException as error:
+        channel.send(("error", f"{type(error).__name__}: {error}"))
+        raise
+    result["peak_rss_mb"] = peak_rss_mb()
+    channel.send(("result", result))
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set since it started its program (Linux VmHWM).
+
+    `getrusage(RUSAGE_SELF).ru_maxrss` is not used: Linux carries the pre-exec high-water mark into it,
+    so a spawned worker would report the parent's (the whole local stack's) size."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+class Drainer:
+    """Asks the parent to load every queued file of the account now (Snowpipe's work), timing it."""
+
+    def __init__(self, channel: Channel, account: str) -> None:
+        self._channel, self._account = channel, account
+        self.seconds = 0.0
+        self.calls = 0
+
+    def __call__(self, _: float = 0.0) -> None:
+        started = time.perf_counter()
+        self._channel.send(("drain", self._account))
+        self._channel.recv()
+        self.seconds += time.perf_counter() - started
+        self.calls += 1
+
+
+class AwsRequests:
+    """Counts the AWS operations sent through boto3's default session (every client the code makes)."""
+
+    def __init__(self) -> None:
+        self.by_service: dict[str, Counter[str]] = {}
+
+    @contextmanager
+    def recording(self) -> Iterator[AwsRequests]:
+        import boto3
+
+        if boto3.DEFAULT_SESSION is None:
+            boto3.setup_default_session()
+        session = boto3.DEFAULT_SESSION
+        assert session is not None
+
+        def record(model: Any, **_: Any) -> None:
+            service = model.service_model.service_name
+            self.by_service.setdefault(service, Counter())[model.name] += 1
+
+        session.events.register("before-call", record)
+        try:
+            yield self
+        finally:
+            session.events.unregister("before-call", record)
+
+    def of(self, service: str) -> dict[str, int]:
+        return dict(sorted(self.by_service.get(service, Counter()).items()))
+
+
+class SnowflakeTimer:
+    """Time spent inside Snowflake calls (login and statements), measured on the client."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def wrap(self, call: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return call(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - started
+
+        return timed
+
+
+# ---- Floe's tick -----------------------------------------------------------------------------------
+
+
+def tick(job: Job, channel: Channel) -> Result:
+    """One tick as the handler runs it (`loader.handler.run`), except that the tick's sleep before a
+    poll asks the parent to load the queued files instead of waiting for them."""
+    import boto3
+
+    import loader.snowpipe
+    from loader.metrics import CoreMetrics
+    from loader.tick import Deadline, Edges, run_tick
+    from provisioner import config, snowflake_session
+    from provisioner.connections import open_store
+
+    drainer = Drainer(channel, job["account"])
+    timer = SnowflakeTimer()
+    snowflake_session.open_session = timer.wrap(snowflake_session.open_session)
+    vars(loader.snowpipe)["query"] = timer.wrap(vars(loader.snowpipe)["query"])
+    requests = AwsRequests()
+    with requests.recording():
+        started = time.perf_counter()
+        settings = config.load()
+        store = open_store(settings.connections_dsn)
+        try:
+            edges = Edges(
+                settings=settings,
+                store=store,
+                s3=boto3.client("s3"),
+                secrets=boto3.client("secretsmanager"),
+                metrics=CoreMetrics(settings.core_api_url) if settings.core_api_url else None,
+                sleep=drainer,
+            )
+            report = run_tick(job["connection_id"], edges, Deadline.after(3600))
+        finally:
+            store.close()
+        wall = time.perf_counter() - started
+    return {
+        "status": report.status.value,
+        "error": report.error,
+        "files": report.files_listed,
+        "events": report.events_delivered,
+        "files_loaded": report.files_loaded,
+        "files_dead_lettered": report.files_dead_lettered,
+        "files_in_flight": report.files_in_flight,
+        "wall_s": wall - drainer.seconds,
+        "snowpipe_load_s": drainer.seconds,
+        "snowflake_s": timer.seconds,
+        "s3": requests.of("s3"),
+        "secret_reads": sum(requests.of("secretsmanager").values()),
+    }
+
+
+# ---- the floor: the fewest requests that do the job ------------------------------------------------
+
+
+def floor(job: Job, channel: Channel) -> Result:
+    """List (pages), log in, one REFRESH, (Snowpipe loads), one COPY_HISTORY, dead-letter the failed
+    files (a copy each and one manifest), delete everything settled in batches of 1,000: plain boto3
+    and plain SQL, no planning, no retries, no checks."""
+    import json
+
+    import boto3
+
+    from provisioner import config
+    from provisioner.render import render
+    from provisioner.secrets import read_credentials
+    from provisioner.snowflake_session import open_session, query
+
+    settings = config.load()
+    connection, target = _connection_and_target(job["connection_id"], settings)
+    credentials = read_credentials(connection.secret_ref, boto3.client("secretsmanager"))
+    drainer = Drainer(channel, job["account"])
+    timer = SnowflakeTimer()
+    requests = AwsRequests()
+    events = 0
+    with requests.recording():
+        started = time.perf_counter()
+        s3 = boto3.client("s3")
+        prefix = settings.live_prefix_for(connection.org_id)
+        keys = [
+            item["Key"]
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket, Prefix=prefix)
+            for item in page.get("Contents", [])
+        ]
+        if keys:
+            session = timer.wrap(open_session)(connection, credentials, settings, query_tag="floe-bench-floor")
+            run = timer.wrap(query)
+            run(session, render("refresh", target, prefix="events/", modified_after=None))
+            drainer()
+            history = run(session, render("copy_history", target, start_time=_utc(time.time() - 3600)))
+            session.close()
+            base = target.stage_url.split("/", 3)[3]
+            status = {base + str(row["FILE_NAME"]): str(row["STATUS"]) for row in history}
+            loaded = [k for k in keys if status.get(k) == "Loaded"]
+            failed = [k for k in keys if status.get(k) in ("Load failed", "Partially loaded", "Load skipped")]
+            events = sum(int(row["ROW_COUNT"] or 0) for row in history if row["STATUS"] == "Loaded")
+            dead = settings.dead_letter_prefix_for(connection.org_id)
+            for key in failed:
+                target_key = f"{dead}objects/{key[len(prefix) :]}"
+                s3.copy_object(
+                    Bucket=settings.bucket, Key=target_key, CopySource={"Bucket": settings.bucket, "Key": key}
+                )
+            if failed:
+                manifest = json.dumps({"files": failed}).encode()
+                s3.put_object(Bucket=settings.bucket, Key=f"{dead}manifests/floor.json", Body=manifest)
+            settled = loaded + failed
+            for start in range(0, len(settled), 1000):
+                batch: list[ObjectIdentifierTypeDef] = [{"Key": k} for k in settled[start : start + 1000]]
+                s3.delete_objects(Bucket=settings.bucket, Delete={"Objects": batch, "Quiet": True})
+        wall = time.perf_counter() - started
+    return {
+        "status": "ok",
+        "files": len(keys),
+        "events": events,
+        "wall_s": wall - drainer.seconds,
+        "snowpipe_load_s": drainer.seconds,
+        "snowflake_s": timer.seconds,
+        "s3": requests.of("s3"),
+        "secret_reads": 0,
+    }
+
+
+# ---- the usual way: COPY INTO on the customer's warehouse, every run -------------------------------
+
+
+def usual(job: Job, channel: Channel) -> Result:  # noqa: ARG001 - the worker signature
+    """What the seeds' PoC and most peers do: log in, `COPY INTO <table> FROM @stage` (the pipe's own
+    COPY, ON_ERROR = SKIP_FILE) on the warehouse every run, then delete the files it loaded."""
+    import boto3
+
+    from provisioner import config, snowflake_session
+    from provisioner.render import render
+    from provisioner.secrets import read_credentials
+    from provisioner.snowflake_session import open_session, query
+
+    # The stand-in's synchronous COPY loads about 10 files a second: give it the time it takes.
+    snowflake_session.NETWORK_TIMEOUT_SECONDS = snowflake_session.STATEMENT_TIMEOUT_SECONDS = 3600
+    settings = config.load()
+    connection, target = _connection_and_target(job["connection_id"], settings)
+    credentials = read_credentials(connection.secret_ref, boto3.client("secretsmanager"))
+    copy = render("pipe", target).split("\nAS\n", 1)[1]
+    timer = SnowflakeTimer()
+    requests = AwsRequests()
+    with requests.recording():
+        started = time.perf_counter()
+        s3 = boto3.client("s3")
+        session = timer.wrap(open_session)(connection, credentials, settings, query_tag="floe-bench-usual")
+        rows = timer.wrap(query)(session, copy)
+        session.close()
+        base = target.stage_url.split("/", 3)[3]
+        loaded = [base + str(row["FILE"]) for row in rows if str(row.get("STATUS", "")) == "LOADED"]
+        for start in range(0, len(loaded), 1000):
+            batch: list[ObjectIdentifierTypeDef] = [{"Key": k} for k in loaded[start : start + 1000]]
+            s3.delete_objects(Bucket=settings.bucket, Delete={"Objects": batch, "Quiet": True})
+        wall = time.perf_counter() - started
+    return {
+        "status": "ok",
+        "files": sum(1 for row in rows if "FILE" in row),
+        "events": sum(int(row.get("ROWS_LOADED") or 0) for row in rows),
+        "wall_s": wall,
+        "snowpipe_load_s": 0.0,
+        "snowflake_s": timer.seconds,
+        "s3": requests.of("s3"),
+        "secret_reads": 0,
+    }
+
+
+# ---- fan-out: many connections' ticks in one process pool ------------------------------------------
+
+
+def fanout(job: Job, channel: Channel) -> Result:  # noqa: ARG001 - the worker signature
+    """`loader.handler.run` for every connection in a process pool (Snowpipe loads in the background)."""
+    import multiprocessing
+
+    from loader.handler import run as handler_run
+
+    del handler_run  # imported once here so that workers forked from this process start warm
+    started = time.perf_counter()
+    context = multiprocessing.get_context("fork")
+    with context.Pool(job["processes"]) as pool:
+        reports = pool.map(_fanout_tick, job["connection_ids"], chunksize=1)
+    wall = time.perf_counter() - started
+    s3: Counter[str] = Counter()
+    for report in reports:
+        s3.update(report["s3"])
+    durations = sorted(report["wall_s"] for report in reports)
+    return {
+        "status": ",".join(sorted({r["status"] for r in reports})),
+        "files": sum(r["files"] for r in reports),
+        "events": sum(r["events"] for r in reports),
+        "wall_s": wall,
+        "snowpipe_load_s": 0.0,
+        "snowflake_s": 0.0,
+        "s3": dict(sorted(s3.items())),
+        "secret_reads": sum(r["secret_reads"] for r in reports),
+        "tick_p50_s": durations[len(durations) // 2],
+        "tick_max_s": durations[-1],
+        "children_peak_rss_mb": max(report["peak_rss_mb"] for report in reports),
+    }
+
+
+def _fanout_tick(connection_id: str) -> Result:
+    from loader.handler import run
+    from loader.tick import Deadline
+
+    requests = AwsRequests()
+    with requests.recording():
+        started = time.perf_counter()
+        report = run({"connection_id": connection_id}, Deadline.after(120))
+        wall = time.perf_counter() - started
+    return {
+        "status": report["status"],
+        "files": report["files_listed"],
+        "events": report["events_delivered"],
+        "wall_s": wall,
+        "s3": requests.of("s3"),
+        "secret_reads": sum(requests.of("secretsmanager").values()),
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def _connection_and_target(connection_id: str, settings: Settings) -> tuple[Connection, Any]:
+    from provisioner.config import aws_account_id
+    from provisioner.connections import open_store
+    from provisioner.render import Target
+
+    with open_store(settings.connections_dsn) as store:
+        connection = store.get(connection_id)
+    return connection, Target.from_connection(connection, settings, aws_account_id(settings))
+
+
+def _utc(epoch: float) -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+WORKERS: dict[str, Callable[[Job, Channel], Result]] = {
+    "tick": tick,
+    "floor": floor,
+    "usual": usual,
+    "fanout": fanout,
+}

@@ -1,0 +1,61 @@
+"""The benchmark runs its smallest scenarios and prints its table (a smoke test, not a timed one), and
+its warehouse model bills as snowflake-facts.md §6 says."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.costs import busy_pattern, warehouse_day
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_smallest_scenarios_run_and_print_one_table(tmp_path: Path) -> None:
+    output = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--scenarios", "idle,1,cold", "--cold-runs", "1", "--json", str(output)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "| scenario" in done.stdout
+    assert "S3 requests by kind" in done.stdout
+    assert "XS credits/day" in done.stdout
+    document = json.loads(output.read_text())
+    rows = {(r["scenario"], r["approach"]): r for r in document["rows"]}
+    assert set(rows) == {(s, a) for s in ("idle", "1") for a in ("floe", "floor", "usual")}
+    idle, one = rows[("idle", "floe")], rows[("1", "floe")]
+    assert (idle["snowflake"]["statements"], idle["snowflake"]["logins"], idle["secret_reads"]) == (0, 0, 0)
+    assert idle["s3"] == {"ListObjectsV2": 1}
+    assert (one["files"], one["events"], one["status"]) == (1, 1, "ok")
+    assert one["s3"] == {"DeleteObjects": 1, "ListObjectsV2": 1}
+    assert rows[("1", "usual")]["snowflake"]["by_kind"].get("copy_into") == 1
+    assert document["cold_start"]["status"] == "idle"
+    assert document["cold_start"]["snowflake"]["statements"] == 0
+    assert {t["target"] for t in document["targets"]} >= {"idle: 0 secret reads"}
+
+
+def test_a_warehouse_used_every_minute_never_suspends_and_bills_all_day() -> None:
+    day = warehouse_day(busy_pattern(0.2, 0.2, 1), auto_suspend=600)
+    assert day.resumes == 1
+    assert day.billed_seconds == pytest.approx(1439 * 60 + 0.2 + 600)
+
+
+def test_a_resume_bills_at_least_sixty_seconds() -> None:
+    day = warehouse_day([0.5] + [0.0] * 9, auto_suspend=0)
+    assert (day.resumes, day.billed_seconds) == (1, 60)
+
+
+def test_sparse_use_resumes_each_time_once_auto_suspend_is_shorter_than_the_gap() -> None:
+    day = warehouse_day(busy_pattern(0.2, 0.0, 10), auto_suspend=60)
+    assert day.resumes == 144
+    assert day.billed_seconds == pytest.approx(144 * 60.2)
+    assert warehouse_day(busy_pattern(0.2, 0.0, 0), auto_suspend=60).billed_seconds == 0
