@@ -21,8 +21,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, Self
 
-import psycopg
-
 from provisioner.config import ORG_ID_PATTERN
 from provisioner.identifiers import identifier_problem
 
@@ -402,6 +400,8 @@ class PostgresStore(_SqlStore):
     STATEMENT_TIMEOUT = "15s"  # a lease statement stuck behind a lock fails instead of hanging a tick
 
     def __init__(self, dsn: str, connect_timeout_s: int = 10) -> None:
+        import psycopg  # here, not at the top: a SQLite deployment's cold start never pays for it
+
         self._conn = psycopg.connect(dsn, autocommit=True, connect_timeout=connect_timeout_s)
         self._conn.execute(f"SET statement_timeout = '{self.STATEMENT_TIMEOUT}'")
 
