@@ -177,10 +177,11 @@ def _deliver(report: RunReport, connection: Connection, lease: Lease, edges: Edg
     from loader.snowpipe import Snowpipe
     from provisioner.secrets import read_credentials
 
+    target = edges.target_for(connection, settings)  # a target that cannot render fails before any login
     credentials = read_credentials(connection.secret_ref, edges.secrets)
     tag = json.dumps({"app": "floe", "connection_id": connection.connection_id, "run_id": report.run_id})
     session = edges.open_session(connection, credentials, settings, tag)
-    pipe = Snowpipe(session, edges.target_for(connection, settings), settings.retry_attempts)
+    pipe = Snowpipe(session, target, settings.retry_attempts)
     try:
         _keep_current(report, connection, lease, pipe=pipe, files=listing.files, edges=edges)
         _load(report, listing.files, pipe=pipe, storage=storage, layout=layout, edges=edges, deadline=deadline)
