@@ -119,11 +119,10 @@ class SnowflakeTimer:
 def tick(job: Job, channel: Channel) -> Result:
     """One tick as the handler runs it (`loader.handler.run`), except that the tick's sleep before a
     poll asks the parent to load the queued files instead of waiting for them."""
-    import boto3
 
     import loader.snowpipe
-    from loader.metrics import CoreMetrics
-    from loader.tick import Deadline, Edges, run_tick
+    from loader.handler import edges_for
+    from loader.tick import Deadline, run_tick
     from provisioner import config, snowflake_session
     from provisioner.connections import open_store
 
@@ -137,15 +136,7 @@ def tick(job: Job, channel: Channel) -> Result:
         settings = config.load()
         store = open_store(settings.connections_dsn)
         try:
-            edges = Edges(
-                settings=settings,
-                store=store,
-                s3=boto3.client("s3"),
-                secrets=boto3.client("secretsmanager"),
-                metrics=CoreMetrics(settings.core_api_url) if settings.core_api_url else None,
-                sleep=drainer,
-            )
-            report = run_tick(job["connection_id"], edges, Deadline.after(3600))
+            report = run_tick(job["connection_id"], edges_for(settings, store, sleep=drainer), Deadline.after(3600))
         finally:
             store.close()
         wall = time.perf_counter() - started

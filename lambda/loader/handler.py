@@ -18,7 +18,7 @@ from loader.metrics import CoreMetrics
 from loader.report import RunReport, RunStatus
 from loader.tick import Deadline, Edges, run_tick
 from provisioner import config, logs
-from provisioner.connections import open_store
+from provisioner.connections import ConnectionStore, open_store
 
 log = logs.get("loader")
 
@@ -44,17 +44,22 @@ def run(event: Any, deadline: Deadline) -> dict[str, Any]:
     settings = config.load()
     store = open_store(settings.connections_dsn)
     try:
-        edges = Edges(
-            settings=settings,
-            store=store,
-            s3=boto3.client("s3"),
-            secrets=boto3.client("secretsmanager"),
-            metrics=_metrics(settings),
-        )
-        report = run_tick(parsed.connection_id, edges, deadline)
+        report = run_tick(parsed.connection_id, edges_for(settings, store), deadline)
     finally:
         store.close()
     return _logged(report)
+
+
+def edges_for(settings: config.Settings, store: ConnectionStore, **overrides: Any) -> Edges:
+    """The tick's I/O for one invocation (the benchmark overrides `sleep`)."""
+    return Edges(
+        settings=settings,
+        store=store,
+        s3=boto3.client("s3"),
+        secrets=boto3.client("secretsmanager"),
+        metrics=_metrics(settings),
+        **overrides,
+    )
 
 
 def _metrics(settings: config.Settings) -> CoreMetrics | None:
