@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 from urllib.parse import urlparse
 
 # 49 at most: the organisation's IAM role, `floe-snowflake-<org_id>`, must fit IAM's 64-character names.
 S3_MAX_KEY_BYTES = 1024  # S3's limit on an object key, in UTF-8 bytes
 ORG_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,48}$")
+
+
+N = TypeVar("N", int, float)
 
 
 class ConfigError(ValueError):
@@ -148,17 +152,22 @@ def _iam_path(value: str) -> str:
     return value
 
 
-def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+def _number(env: Mapping[str, str], name: str, default: N, low: N, high: N, *, parse: Callable[[str], N]) -> N:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
-        value = int(raw)
+        value = parse(raw)
     except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+        kind = "a whole number" if parse is int else "a number"
+        raise ConfigError(f"{name}={raw!r} is not {kind}") from None
     if not low <= value <= high:
         raise ConfigError(f"{name}={value} must lie between {low} and {high}")
     return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    return _number(env, name, default, low, high, parse=int)
 
 
 def _optional_int(env: Mapping[str, str], name: str, low: int, high: int) -> int | None:
@@ -166,16 +175,7 @@ def _optional_int(env: Mapping[str, str], name: str, low: int, high: int) -> int
 
 
 def _float(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number") from None
-    if not low <= value <= high:
-        raise ConfigError(f"{name}={value} must lie between {low} and {high}")
-    return value
+    return _number(env, name, default, low, high, parse=float)
 
 
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
