@@ -26,7 +26,7 @@ if boto3.DEFAULT_SESSION is None:
 boto3.DEFAULT_SESSION.events.register("before-send.s3", first_s3)
 report = loader.handler.run({"connection_id": sys.argv[1]}, loader.handler.Deadline.after(30))
 ended = time.perf_counter()
-heavy = ("snowflake.connector", "jinja2", "psycopg", "tenacity", "provisioner.provision", "provisioner.secrets")
+heavy = ("snowflake.connector", "jinja2", "psycopg", "tenacity", "provisioner.provision", "kernel.secrets")
 print(json.dumps({
     "status": report["status"],
     "import_s": imported - started,

@@ -25,8 +25,8 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
     from devstack.stack import LocalStack
-    from provisioner.config import Settings
-    from provisioner.connections import Connection
+    from kernel.config import Settings
+    from kernel.connections import Connection
 
 PUT_THREADS = 16
 # Below this many queued files the stand-in's own load engine runs; above it (`--snowpipe auto`) queued
@@ -63,8 +63,8 @@ class Harness:
 
     def __enter__(self) -> Harness:
         from devstack.stack import LocalStack
-        from provisioner import config
-        from provisioner.connections import open_store
+        from kernel import config
+        from kernel.connections import open_store
 
         self.local = self._stack.enter_context(LocalStack())
         self.env = {
@@ -89,7 +89,7 @@ class Harness:
     def onboard(self, name: str) -> Org:
         """A ready connection in its own stand-in account, its warehouse suspended, latency modelled."""
         from devstack.scenario import onboard, run_as_admin
-        from provisioner.connections import open_store
+        from kernel.connections import open_store
 
         org_id = f"b-{name}".lower()
         account = org_id.upper().replace("-", "_")

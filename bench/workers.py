@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
 
-    from provisioner.config import Settings
-    from provisioner.connections import Connection
+    from kernel.config import Settings
+    from kernel.connections import Connection
 
 Job = dict[str, Any]
 Result = dict[str, Any]
@@ -121,10 +121,10 @@ def tick(job: Job, channel: Channel) -> Result:
     poll asks the parent to load the queued files instead of waiting for them."""
 
     import loader.snowpipe
+    from kernel import config, snowflake_session
+    from kernel.connections import open_store
     from loader.handler import edges_for
     from loader.tick import Deadline, run_tick
-    from provisioner import config, snowflake_session
-    from provisioner.connections import open_store
 
     drainer = Drainer(channel, job["account"])
     timer = SnowflakeTimer()
@@ -167,10 +167,10 @@ def floor(job: Job, channel: Channel) -> Result:
 
     import boto3
 
-    from provisioner import config
-    from provisioner.render import render
-    from provisioner.secrets import read_credentials
-    from provisioner.snowflake_session import open_session, query
+    from kernel import config
+    from kernel.render import render
+    from kernel.secrets import read_credentials
+    from kernel.snowflake_session import open_session, query
 
     settings = config.load()
     connection, target = _connection_and_target(job["connection_id"], settings)
@@ -234,10 +234,10 @@ def usual(job: Job, channel: Channel) -> Result:  # noqa: ARG001 - the worker si
     COPY, ON_ERROR = SKIP_FILE) on the warehouse every run, then delete the files it loaded."""
     import boto3
 
-    from provisioner import config, snowflake_session
-    from provisioner.render import render
-    from provisioner.secrets import read_credentials
-    from provisioner.snowflake_session import open_session, query
+    from kernel import config, snowflake_session
+    from kernel.render import render
+    from kernel.secrets import read_credentials
+    from kernel.snowflake_session import open_session, query
 
     # The stand-in's synchronous COPY loads about 10 files a second: give it the time it takes.
     snowflake_session.NETWORK_TIMEOUT_SECONDS = snowflake_session.STATEMENT_TIMEOUT_SECONDS = 3600
@@ -326,9 +326,9 @@ def _fanout_tick(connection_id: str) -> Result:
 
 
 def _connection_and_target(connection_id: str, settings: Settings) -> tuple[Connection, Any]:
-    from provisioner.config import aws_account_id
-    from provisioner.connections import open_store
-    from provisioner.render import Target
+    from kernel.config import aws_account_id
+    from kernel.connections import open_store
+    from kernel.render import Target
 
     with open_store(settings.connections_dsn) as store:
         connection = store.get(connection_id)

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import snowflake.connector
 
-from provisioner.connections import Connection, ConnectionStore
+from kernel.connections import Connection, ConnectionStore
 from provisioner.provision import ProvisionOutcome, ProvisionState, provision
 
 if TYPE_CHECKING:
     from devstack.snowflake.server import StandIn
-    from provisioner.config import Settings
+    from kernel.config import Settings
 
 ADMIN_USER = "ADMIN"
 ADMIN_PASSWORD = "admin-password"  # noqa: S105 - the stand-in's local admin, never a real credential

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
-from provisioner import config
-from provisioner.connections import ConnectionStore, open_store
+from kernel import config
+from kernel.connections import ConnectionStore, open_store
+from kernel.errors import FloeError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -55,6 +56,10 @@ def _manifest_entries(s3: S3Client, bucket: str, prefix: str) -> dict[str, dict[
                 "dead_lettered_at": manifest.get("dead_lettered_at"),
             }
     return entries
+
+
+class DeadLetterError(FloeError):
+    """A dead letter or its manifest entry points outside the organisation's own prefixes."""
 
 
 @dataclass(frozen=True)
@@ -106,12 +111,12 @@ def _org_of(connection_id: str, settings: config.Settings, store: ConnectionStor
 def _replay_one(s3: S3Client, bucket: str, entry: dict[str, Any], dead_prefix: str, live_prefix: str) -> Replayed:
     dead_key = str(entry["dead_letter_key"])
     if not dead_key.startswith(f"{dead_prefix}objects/"):
-        raise ValueError(f"{dead_key!r} is not a dead-lettered object of this organisation")
+        raise DeadLetterError(f"{dead_key!r} is not a dead-lettered object of this organisation")
     # The manifest's original key keeps the file in the writer's layout (a long key's dead-letter copy
     # is named by its hash); without a manifest, the dead-letter key mirrors the original.
     original = str(entry.get("original_key") or f"{live_prefix}{dead_key.removeprefix(f'{dead_prefix}objects/')}")
     if not original.startswith(live_prefix):
-        raise ValueError(f"{original!r} is not under this organisation's live prefix")
+        raise DeadLetterError(f"{original!r} is not under this organisation's live prefix")
     etag = s3.head_object(Bucket=bucket, Key=dead_key)["ETag"].strip('"')
     digest = hashlib.sha256(f"{dead_key}\0{etag}".encode()).hexdigest()[:12]
     folder, _, name = original.rpartition("/")

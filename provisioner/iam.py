@@ -15,19 +15,20 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.exceptions import ClientError
 
-from provisioner import logs
-from provisioner.render import Target, iam_role_name
+from kernel import logs
+from kernel.errors import FloeError
+from kernel.render import Target, iam_role_name
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
 
-    from provisioner.config import Settings
+    from kernel.config import Settings
 
 POLICY_NAME = "floe-read-org-prefix"
 _log = logs.get("iam")
 
 
-class IamError(Exception):
+class IamError(FloeError):
     """The organisation's role exists but is not the one the integration names."""
 
 

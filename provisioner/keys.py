@@ -2,7 +2,7 @@
 
 Snowflake wants at least 2048-bit RSA and the public key's base64 body without PEM lines
 (snowflake-facts.md §7). The private key is stored as unencrypted PKCS#8 PEM, the form
-`provisioner.secrets` reads back.
+`kernel.secrets` reads back.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from provisioner.secrets import SecretError, read_credentials, store_private_key
+from kernel.secrets import SecretError, read_credentials, store_private_key
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient

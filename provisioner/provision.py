@@ -22,17 +22,18 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from provisioner import config, iam, keys, logs, render
-from provisioner.connections import ConnectionStatus, open_store
-from provisioner.render import Target
-from provisioner.secrets import SecretError, read_credentials
-from provisioner.snowflake_session import SnowflakeError, open_session, query
+from kernel import config, logs, render
+from kernel.connections import ConnectionStatus, open_store
+from kernel.render import Target
+from kernel.secrets import SecretError, read_credentials
+from kernel.snowflake_session import SnowflakeError, open_session, query
+from provisioner import iam, keys
 
 if TYPE_CHECKING:
     from snowflake.connector import SnowflakeConnection
 
-    from provisioner.config import Settings
-    from provisioner.connections import Connection, ConnectionStore, Lease
+    from kernel.config import Settings
+    from kernel.connections import Connection, ConnectionStore, Lease
 
 _log = logs.get("provision")
 

@@ -109,7 +109,7 @@ def edited_pipe_template(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     """Render from a copy of the templates whose pipe differs: a new template version, as after a release."""
     import jinja2
 
-    from provisioner import render
+    from kernel import render
 
     copy = tmp_path / "templates"
     copy.mkdir()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from provisioner.config import ConfigError, Settings, load
+from kernel.config import ConfigError, Settings, load
 
 
 def test_defaults_are_the_documented_ones() -> None:
@@ -38,5 +38,5 @@ def test_a_bad_setting_fails_at_start_naming_its_variable(environ: dict[str, str
 
 @pytest.mark.parametrize("org_id", ["../x", "a/b", "ACME", "", "a" * 64, "%2f", "acme/"])
 def test_an_organisation_id_cannot_escape_its_prefix(org_id: str) -> None:
-    with pytest.raises(ValueError, match="organisation id"):
+    with pytest.raises(ConfigError, match="organisation id"):
         Settings().live_prefix_for(org_id)

@@ -13,7 +13,9 @@ import psycopg
 import pytest
 
 from devstack.postgres import PostgresStartError, TemporaryPostgres, scratch_schema
-from provisioner.connections import (
+from kernel.config import ConfigError
+from kernel.errors import FloeError
+from kernel.connections import (
     DEFAULT_FILE_FORMAT,
     Connection,
     ConnectionStatus,
@@ -129,19 +131,19 @@ def test_defaults_and_status_coercion() -> None:
     "dsn", ["mysql://floe:hunter2@db/floe", "floe:hunter2@db", "hunter2", "http://x:hunter2@y", ""]
 )
 def test_open_store_refuses_other_schemes_without_echoing_the_password(dsn: str) -> None:
-    with pytest.raises(ValueError, match="DSN") as raised:
+    with pytest.raises(ConfigError, match="DSN") as raised:
         open_store(dsn)
     assert "hunter2" not in str(raised.value)
 
 
 def test_open_store_names_the_bad_scheme() -> None:
-    with pytest.raises(ValueError, match="'mysql'"):
+    with pytest.raises(ConfigError, match="'mysql'"):
         open_store("mysql://floe:pw@db/floe")
 
 
 @pytest.mark.parametrize("dsn", ["sqlite://relative.db", "sqlite:///", "sqlite://"])
 def test_open_store_refuses_malformed_sqlite_dsns(dsn: str) -> None:
-    with pytest.raises(ValueError, match="sqlite"):
+    with pytest.raises(ConfigError, match="sqlite"):
         open_store(dsn)
 
 
@@ -211,10 +213,11 @@ def test_add_refuses_a_duplicate(store: ConnectionStore) -> None:
     assert store.get("c-1").org_id == "acme"
 
 
-def test_get_unknown_raises_a_key_error(store: ConnectionStore) -> None:
+def test_get_unknown_raises_a_floe_error_naming_the_id(store: ConnectionStore) -> None:
     with pytest.raises(UnknownConnection) as raised:
         store.get("nope")
-    assert isinstance(raised.value, KeyError)
+    assert isinstance(raised.value, FloeError)
+    assert str(raised.value) == "unknown connection 'nope'"
 
 
 def test_save_inserts_then_updates(store: ConnectionStore) -> None:

@@ -11,9 +11,9 @@ from typing import Any
 import boto3
 
 from devstack.aws import MotoServer
+from kernel.config import Settings
+from kernel.connections import Connection, open_store
 from loader.dispatch import dispatch
-from provisioner.config import Settings
-from provisioner.connections import Connection, open_store
 
 
 def connection(connection_id: str, org_id: str, active: bool) -> Connection:

@@ -13,9 +13,9 @@ import boto3
 import pytest
 
 from devstack.snowflake.server import StandIn
+from kernel.connections import Connection, ConnectionStatus, open_store
 from loader.handler import run
 from loader.tick import Deadline
-from provisioner.connections import Connection, ConnectionStatus, open_store
 
 BUCKET = "floe-events"
 

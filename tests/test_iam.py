@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 
+from kernel.config import Settings
+from kernel.render import Target
 from provisioner import iam
-from provisioner.config import Settings
-from provisioner.render import Target
 
 if TYPE_CHECKING:
     from devstack.aws import MotoServer

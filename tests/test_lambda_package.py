@@ -20,8 +20,8 @@ from types import CodeType
 
 import pytest
 
-from provisioner import lambda_package
-from provisioner.lambda_package import UNZIPPED_LIMIT, ZIPPED_LIMIT, PackageError, build_package
+from floe import lambda_package
+from floe.lambda_package import UNZIPPED_LIMIT, ZIPPED_LIMIT, PackageError, build_package
 
 ROOT = Path(__file__).resolve().parents[1]
 HERE_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -206,7 +206,9 @@ def test_the_real_tree_ships_handler_templates_and_no_test_code(tmp_path: Path) 
     assert "loader/handler.py" in names
     templates = {f"sql_templates/{path.name}" for path in (ROOT / "sql_templates").glob("*.sql")}
     assert templates <= names
-    assert {name.split("/")[0] for name in names} == {"loader", "provisioner", "sql_templates"}
+    top_level = {name.split("/")[0] for name in names}
+    assert top_level == {"kernel", "loader", "provisioner", "sql_templates"}
+    assert not top_level & {"floe", "devstack", "bench", "tests"}  # the face, the local stack, the rest
 
 
 def test_the_real_artifact_builds_twice_to_the_same_bytes_within_lambdas_limits(tmp_path: Path) -> None:

@@ -11,9 +11,10 @@ from multiprocessing.synchronize import Barrier
 
 import pytest
 
-from provisioner.connections import (
+from kernel.connections import (
     Connection,
     ConnectionStore,
+    InvalidConnection,
     Lease,
     LeaseLost,
     UnknownConnection,
@@ -129,7 +130,7 @@ def test_set_template_version_refuses_another_connections_lease(store: Connectio
     store.add(connection("c-2"))
     lease = store.acquire_lease("c-2", "run-a", LIVE)
     assert lease is not None
-    with pytest.raises(ValueError, match="another connection"):
+    with pytest.raises(LeaseLost, match="another connection"):
         store.set_template_version("c-1", "v1", lease)
 
 
@@ -164,7 +165,7 @@ def test_unknown_connection(store: ConnectionStore) -> None:
 
 @pytest.mark.parametrize(("owner", "ttl"), [("", LIVE), ("run a", LIVE), ("run-a", timedelta(0))])
 def test_acquire_refuses_bad_arguments(store: ConnectionStore, owner: str, ttl: timedelta) -> None:
-    with pytest.raises(ValueError, match="lease"):
+    with pytest.raises(InvalidConnection, match="lease"):
         store.acquire_lease("c-1", owner, ttl)
 
 

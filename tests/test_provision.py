@@ -13,13 +13,14 @@ import boto3
 import pytest
 import snowflake.connector
 
-from provisioner import iam, render
-from provisioner.config import Settings
-from provisioner.connections import Connection, ConnectionStatus, ConnectionStore, open_store
+from kernel import render
+from kernel.config import Settings
+from kernel.connections import Connection, ConnectionStatus, ConnectionStore, open_store
+from kernel.render import Target
+from kernel.secrets import read_credentials
+from kernel.snowflake_session import SnowflakeError, open_session, query
+from provisioner import iam
 from provisioner.provision import Action, ProvisionOutcome, ProvisionState, ensure_current, provision, teardown
-from provisioner.render import Target
-from provisioner.secrets import read_credentials
-from provisioner.snowflake_session import SnowflakeError, open_session, query
 
 if TYPE_CHECKING:
     from devstack.snowflake.server import StandIn

@@ -11,10 +11,10 @@ from pathlib import Path
 import jinja2
 import pytest
 
-from provisioner import render as r
-from provisioner.config import Settings
-from provisioner.connections import Connection
-from provisioner.render import RenderError, SqlText, Target
+from kernel import render as r
+from kernel.config import Settings
+from kernel.connections import Connection
+from kernel.render import RenderError, SqlText, Target
 
 # A real RSA-2048 public key body (its private half was thrown away).
 SAMPLE_PUBLIC_KEY = (

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from devstack.aws import MotoServer
-from provisioner.secrets import SecretError, read_credentials, store_private_key
+from kernel.secrets import SecretError, read_credentials, store_private_key
 
 PASSWORD = "correct-horse-battery-staple-7431"
 

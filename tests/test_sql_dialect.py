@@ -26,8 +26,8 @@ from hypothesis import strategies as st
 from sqlglot import exp
 from sqlglot.tokenizer_core import Token, TokenType
 
-from provisioner import render as r
-from provisioner.render import RenderError, Target
+from kernel import render as r
+from kernel.render import RenderError, Target
 
 # sqlglot logs a warning each time it falls back to exp.Command; that is expected here.
 logging.getLogger("sqlglot").setLevel(logging.ERROR)

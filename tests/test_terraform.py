@@ -20,8 +20,8 @@ import hcl2
 import pytest
 from hcl2 import SerializationOptions
 
+from kernel import config, logs
 from loader import aws_actions
-from provisioner import config, logs
 
 ROOT = Path(__file__).resolve().parents[1]
 TERRAFORM = ROOT / "terraform"

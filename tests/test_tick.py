@@ -17,11 +17,11 @@ from devstack.core_api import CoreReceiver
 from devstack.events import write_corrupt_file, write_event_file
 from devstack.scenario import onboard, run_as_admin_query
 from devstack.snowflake.server import StandIn
+from kernel import config
+from kernel.connections import Connection, open_store
 from loader import aws_actions
 from loader.handler import run
 from loader.tick import Deadline
-from provisioner import config
-from provisioner.connections import Connection, open_store
 from provisioner.dead_letters import list_dead_letters, replay
 
 EVENTS_PER_FILE = 10

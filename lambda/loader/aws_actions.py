@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from provisioner.config import Settings
+from kernel.config import Settings
 
 # The per-connection loader (Lambda execution role). No IAM, no KMS, no bucket settings: the
 # per-organisation roles Snowflake assumes are created by `floe provision`, run by an operator.

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
-from provisioner import config, logs
-from provisioner.connections import open_store
+from kernel import config, logs
+from kernel.connections import open_store
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient

@@ -6,12 +6,14 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from kernel.errors import FloeError
+
 _CONNECTION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 # The task processor may tag an invocation with its tick; nothing else is accepted.
 _OPTIONAL_FIELDS = {"tick_id"}
 
 
-class InvalidEvent(ValueError):
+class InvalidEvent(FloeError):
     """The event is not `{"connection_id": "<id>"}`; nothing was touched."""
 
 

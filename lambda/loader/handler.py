@@ -13,12 +13,12 @@ from typing import Any, Protocol
 
 import boto3
 
+from kernel import config, logs
+from kernel.connections import ConnectionStore, open_store
 from loader.event import InvalidEvent, LoaderEvent
 from loader.metrics import CoreMetrics
 from loader.report import RunReport, RunStatus
 from loader.tick import Deadline, Edges, run_tick
-from provisioner import config, logs
-from provisioner.connections import ConnectionStore, open_store
 
 log = logs.get("loader")
 
@@ -71,7 +71,7 @@ def _metrics(settings: config.Settings) -> CoreMetrics | None:
             secret = boto3.client("secretsmanager").get_secret_value(SecretId=settings.core_api_token_secret)
             token = secret["SecretString"]
         except Exception as error:
-            from provisioner.secrets import SecretError
+            from kernel.secrets import SecretError
 
             raise SecretError(f"cannot read the core API token secret {settings.core_api_token_secret!r}") from error
     return CoreMetrics(settings.core_api_url, token=token, attempts=settings.retry_attempts)

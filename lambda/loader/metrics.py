@@ -7,14 +7,19 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from provisioner import logs
+from kernel import logs
+from kernel.errors import FloeError
 
 log = logs.get("metrics")
 TIMEOUT_SECONDS = 5.0
 
 
-class MetricsRejected(Exception):
-    """Core answered with a status a retry may fix (5xx, 429) or the network failed."""
+class MetricsRejected(FloeError):
+    """Core did not take the run report; `transient` when a retry may fix it (5xx, 429, network)."""
+
+    def __init__(self, message: str, *, transient: bool) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 class CoreMetrics:
@@ -26,17 +31,17 @@ class CoreMetrics:
 
     def post(self, payload: dict[str, Any]) -> bool:
         """True when core accepted the run; False (logged) when it did not after every retry."""
-        from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+        from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
         retrying = Retrying(
             stop=stop_after_attempt(self._attempts),
             wait=wait_exponential(multiplier=self._backoff, max=4),
-            retry=retry_if_exception_type(MetricsRejected),
+            retry=retry_if_exception(lambda e: isinstance(e, MetricsRejected) and e.transient),
             reraise=True,
         )
         try:
             retrying(self._send, payload)
-        except (MetricsRejected, ValueError) as error:
+        except MetricsRejected as error:
             log.warning("metrics not delivered", extra={"run_id": payload.get("run_id"), "reason": str(error)})
             return False
         return True
@@ -45,7 +50,7 @@ class CoreMetrics:
         headers = {"Content-Type": "application/json", "Idempotency-Key": str(payload["run_id"])}
         if self._token:
             headers["Authorization"] = f"Bearer {self._token}"
-        request = urllib.request.Request(  # noqa: S310 - the URL's scheme is checked in provisioner.config
+        request = urllib.request.Request(  # noqa: S310 - the URL's scheme is checked in kernel.config
             self._url, data=json.dumps(payload).encode(), headers=headers, method="POST"
         )
         try:
@@ -53,8 +58,8 @@ class CoreMetrics:
                 return
         except urllib.error.HTTPError as error:
             if error.code >= 500 or error.code == 429:
-                raise MetricsRejected(f"core answered HTTP {error.code}") from None
-            raise ValueError(f"core refused the run report with HTTP {error.code}") from None
+                raise MetricsRejected(f"core answered HTTP {error.code}", transient=True) from None
+            raise MetricsRejected(f"core refused the run report with HTTP {error.code}", transient=False) from None
         except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
             reason = getattr(error, "reason", error)
-            raise MetricsRejected(f"core unreachable: {type(reason).__name__}") from None
+            raise MetricsRejected(f"core unreachable: {type(reason).__name__}", transient=True) from None

@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from functools import cached_property
 
-from provisioner.config import layout_regex
+from kernel.config import layout_regex
 
 # snowflake-facts.md §1: REFRESH loads only files staged within the last 7 days; re-stage a day early.
 REFRESH_WINDOW = timedelta(days=7)

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
+from kernel.render import MAX_FILE_NAMES, Target, render
+from kernel.snowflake_session import SnowflakeError, query
 from loader.plan import LoadRecord, LoadStatus
-from provisioner.render import MAX_FILE_NAMES, Target, render
-from provisioner.snowflake_session import SnowflakeError, query
 
 if TYPE_CHECKING:
     from snowflake.connector import SnowflakeConnection

@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from kernel import logs
+from kernel.config import S3_MAX_KEY_BYTES
+from kernel.errors import FloeError
 from loader.plan import FilePlan, Layout, LiveFile
-from provisioner import logs
-from provisioner.config import S3_MAX_KEY_BYTES
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -25,7 +26,7 @@ log = logs.get("storage")
 DELETE_BATCH = 1000  # DeleteObjects takes at most 1,000 keys per request
 
 
-class IsolationError(RuntimeError):
+class IsolationError(FloeError):
     """A key outside the organisation's live prefix reached a destructive call: refuse, touch nothing."""
 
 

@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from kernel import logs, snowflake_session
+from kernel.config import Settings, aws_account_id
+from kernel.connections import Connection, ConnectionStatus, ConnectionStore, Lease, UnknownConnection
 from loader.plan import (
     HISTORY_RETENTION,
     Decision,
@@ -34,9 +37,6 @@ from loader.plan import (
 )
 from loader.report import RunReport, RunStatus
 from loader.storage import DeadLetterEntry, OrgStorage
-from provisioner import logs, snowflake_session
-from provisioner.config import Settings, aws_account_id
-from provisioner.connections import Connection, ConnectionStatus, ConnectionStore, Lease, UnknownConnection
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -44,10 +44,10 @@ if TYPE_CHECKING:
     from snowflake.connector import SnowflakeConnection
     from tenacity import RetryCallState
 
+    from kernel.render import Target
+    from kernel.secrets import SnowflakeCredentials
     from loader.metrics import CoreMetrics
     from loader.snowpipe import PipeStatus, Snowpipe
-    from provisioner.render import Target
-    from provisioner.secrets import SnowflakeCredentials
 
 log = logs.get("tick")
 
@@ -61,7 +61,7 @@ def _open_session(
 
 
 def _target_for(connection: Connection, settings: Settings) -> Target:
-    from provisioner.render import Target
+    from kernel.render import Target
 
     return Target.from_connection(connection, settings, aws_account_id(settings))
 
@@ -174,8 +174,8 @@ def _deliver(report: RunReport, connection: Connection, lease: Lease, edges: Edg
     if not listing.files:
         report.status = RunStatus.IDLE
         return
+    from kernel.secrets import read_credentials
     from loader.snowpipe import Snowpipe
-    from provisioner.secrets import read_credentials
 
     target = edges.target_for(connection, settings)  # a target that cannot render fails before any login
     credentials = read_credentials(connection.secret_ref, edges.secrets)
@@ -195,8 +195,8 @@ def _keep_current(
 ) -> None:
     """Re-create stage and pipe when the templates changed; the row's version is the only check on the
     steady-state path (no Snowflake statement). A changed pipe waits until the old one has settled."""
+    from kernel.render import template_version
     from provisioner.provision import ProvisionState, ensure_current
-    from provisioner.render import template_version
 
     if connection.template_version == template_version(pipe.target):
         return

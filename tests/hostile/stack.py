@@ -20,10 +20,10 @@ from devstack.core_api import CoreReceiver
 from devstack.events import evaluation_events, gzip_ndjson
 from devstack.scenario import onboard, run_as_admin_query
 from devstack.snowflake.server import StandIn
+from kernel import config
+from kernel.connections import Connection, open_store
 from loader.handler import run
 from loader.tick import Deadline
-from provisioner import config
-from provisioner.connections import Connection, open_store
 from provisioner.dead_letters import list_dead_letters
 
 if TYPE_CHECKING:

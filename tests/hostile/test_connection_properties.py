@@ -19,9 +19,9 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from provisioner import render
-from provisioner.config import ORG_ID_PATTERN, Settings
-from provisioner.connections import (
+from kernel import render
+from kernel.config import ORG_ID_PATTERN, Settings
+from kernel.connections import (
     ACCOUNT_PATTERN,
     CONNECTION_ID_PATTERN,
     SECRET_REF_PATTERN,
@@ -29,7 +29,7 @@ from provisioner.connections import (
     ConnectionStatus,
     InvalidConnection,
 )
-from provisioner.render import RenderError, Target
+from kernel.render import RenderError, Target
 
 SETTINGS = Settings()
 AWS_ACCOUNT = "123456789012"

@@ -16,8 +16,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from kernel.secrets import store_private_key
 from provisioner.keys import generate_private_key, private_key_pem, public_key_b64
-from provisioner.secrets import store_private_key
 
 from .stack import Stack
 

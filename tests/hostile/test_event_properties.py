@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from devstack.snowflake.server import StandIn
+from kernel.connections import open_store
 from loader.event import InvalidEvent, LoaderEvent
 from loader.handler import run
 from loader.tick import Deadline
-from provisioner.connections import open_store
 
 CONNECTION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
 MESSAGE_MAX = 1000  # a refusal is a sentence or two, however large the event: it lands in a log line

@@ -20,9 +20,9 @@ import pytest
 
 from devstack.aws import MotoServer
 from devstack.snowflake.server import StandIn
+from kernel.config import Settings, layout_regex
+from kernel.render import Target
 from loader.snowpipe import Snowpipe
-from provisioner.config import Settings, layout_regex
-from provisioner.render import Target
 
 from .stack import S3_KEY_MAX_BYTES, Stack, events, gz, ndjson, open_stack
 

@@ -29,13 +29,14 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from floe import cli
+from kernel import config, logs
+from kernel.connections import ConnectionStatus, open_store
+from kernel.secrets import read_credentials, store_private_key
+from kernel.snowflake_session import open_session
 from loader.handler import handler
-from provisioner import cli, config, logs
-from provisioner.connections import ConnectionStatus, open_store
 from provisioner.keys import generate_private_key, private_key_pem, public_key_b64
 from provisioner.provision import provision
-from provisioner.secrets import read_credentials, store_private_key
-from provisioner.snowflake_session import open_session
 
 from .stack import ACCOUNT, Stack, gz, keys
 

@@ -17,10 +17,10 @@ import snowflake.connector
 from cryptography.hazmat.primitives import serialization
 
 from devstack.events import write_corrupt_file, write_event_file
+from kernel import config
+from kernel.connections import Connection, open_store
 from loader.handler import run
 from loader.tick import Deadline
-from provisioner import config
-from provisioner.connections import Connection, open_store
 from provisioner.dead_letters import list_dead_letters
 from provisioner.provision import ProvisionState, provision, teardown
 

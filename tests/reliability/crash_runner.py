@@ -7,7 +7,7 @@ The environment is the local stack's (AWS_ENDPOINT_URL, FLOE_CONNECTIONS_DSN, FL
 servers live in the test process, this process reaches them over HTTP or the database, like a Lambda.
 
 The harness only observes and interrupts the product from outside: botocore `before-call`/`after-call`
-events (AWS operations), a wrapper around `provisioner.snowflake_session.query` (SQL kinds) and
+events (AWS operations), a wrapper around `kernel.snowflake_session.query` (SQL kinds) and
 `open_session` (login), around the stores' `acquire_lease`/`release_lease`, and around
 `loader.metrics.CoreMetrics._send` (the metrics POST). `--list-page-size` sets MaxKeys on ListObjectsV2
 requests: S3 may return fewer than 1,000 keys a page, and this makes a multi-page listing from a few files.
@@ -97,7 +97,7 @@ def install(observer: Observer, list_page_size: int | None) -> None:
     `query` at import time."""
     import boto3
 
-    from provisioner import connections, snowflake_session
+    from kernel import connections, snowflake_session
 
     original_query = snowflake_session.query
 
@@ -186,9 +186,9 @@ def main(argv: list[str]) -> int:
     observer = Observer(POINTS[args.kill_at] if args.kill_at else None, args.journal)
     install(observer, args.list_page_size)
     import loader.snowpipe
+    from kernel import snowflake_session
     from loader.handler import run
     from loader.tick import Deadline
-    from provisioner import snowflake_session
 
     if getattr(loader.snowpipe, "query", None) not in (None, snowflake_session.query):
         print("harness cannot observe SQL: loader.snowpipe holds its own reference to query", file=sys.stderr)

@@ -20,10 +20,10 @@ import psycopg
 
 from devstack.events import evaluation_events, event_key, gzip_ndjson
 from devstack.scenario import onboard, run_as_admin_query
+from kernel import config
+from kernel.connections import Connection, open_store
 from loader.handler import run
 from loader.tick import Deadline, Edges, run_tick
-from provisioner import config
-from provisioner.connections import Connection, open_store
 
 if TYPE_CHECKING:
     from devstack.core_api import CoreReceiver

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from provisioner import lambda_package
+from floe import lambda_package
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -25,7 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as error:
-        from provisioner.config import ConfigError
+        from kernel.config import ConfigError
 
         if isinstance(error, ConfigError):
             print(f"floe: configuration error: {error}", file=sys.stderr)
@@ -89,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from provisioner.demo import format_summary, run_demo
+    from floe.demo import format_summary, run_demo
 
     summary = run_demo(progress=None if args.json else _progress)
     print(json.dumps(summary, indent=2, default=str) if args.json else format_summary(summary))
@@ -112,8 +112,8 @@ def _devstack_up(args: argparse.Namespace) -> int:
 
 
 def _render(args: argparse.Namespace) -> int:
-    from provisioner import config, render
-    from provisioner.connections import open_store
+    from kernel import config, render
+    from kernel.connections import open_store
 
     if args.description is not None:
         target = render.Target.from_description(_read_description(args.description))
@@ -160,8 +160,8 @@ def _teardown(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from provisioner import config
-    from provisioner.connections import open_store
+    from kernel import config
+    from kernel.connections import open_store
 
     settings = config.load()
     with open_store(settings.connections_dsn) as store:
@@ -172,9 +172,9 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _load(args: argparse.Namespace) -> int:
+    from kernel import logs
     from loader.handler import run
     from loader.tick import Deadline
-    from provisioner import logs
 
     logs.configure()
     report = run({"connection_id": args.connection_id}, Deadline.after(args.budget_seconds))

@@ -8,19 +8,21 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from kernel.errors import FloeError
+
 if TYPE_CHECKING:
     from snowflake.connector import SnowflakeConnection
 
-    from provisioner.config import Settings
-    from provisioner.connections import Connection
-    from provisioner.secrets import SnowflakeCredentials
+    from kernel.config import Settings
+    from kernel.connections import Connection
+    from kernel.secrets import SnowflakeCredentials
 
 LOGIN_TIMEOUT_SECONDS = 30
 NETWORK_TIMEOUT_SECONDS = 60
 STATEMENT_TIMEOUT_SECONDS = 120
 
 
-class SnowflakeError(Exception):
+class SnowflakeError(FloeError):
     """A Snowflake request failed; `transient` says whether retrying may help."""
 
     def __init__(self, message: str, *, transient: bool, errno: int | None = None) -> None:

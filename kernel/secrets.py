@@ -16,11 +16,13 @@ from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from kernel.errors import FloeError
+
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
 
-class SecretError(Exception):
+class SecretError(FloeError):
     """The connection's secret is missing, unreadable or malformed; the message says which and what to do."""
 
 

@@ -20,10 +20,10 @@ import boto3
 from devstack.events import write_corrupt_file, write_event_file
 from devstack.scenario import onboard, run_as_admin_query
 from devstack.stack import LocalStack
+from kernel import config
+from kernel.connections import Connection, open_store
 from loader.handler import run
 from loader.tick import Deadline
-from provisioner import config
-from provisioner.connections import Connection, open_store
 from provisioner.dead_letters import list_dead_letters
 
 Progress = Callable[[str], None] | None

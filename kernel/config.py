@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import urlparse
 
+from kernel.errors import FloeError
+
 # 49 at most: the organisation's IAM role, `floe-snowflake-<org_id>`, must fit IAM's 64-character names.
 S3_MAX_KEY_BYTES = 1024  # S3's limit on an object key, in UTF-8 bytes
 ORG_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,48}$")
@@ -17,7 +19,7 @@ ORG_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,48}$")
 N = TypeVar("N", int, float)
 
 
-class ConfigError(ValueError):
+class ConfigError(FloeError):
     """A setting is missing or malformed; the message names the environment variable."""
 
 
@@ -53,7 +55,7 @@ class Settings:
 
 def _org_prefix(template: str, org_id: str) -> str:
     if not ORG_ID_PATTERN.fullmatch(org_id):
-        raise ValueError(f"organisation id {org_id[:80]!r} is not of the form {ORG_ID_PATTERN.pattern}")
+        raise ConfigError(f"organisation id {org_id[:80]!r} is not of the form {ORG_ID_PATTERN.pattern}")
     return template.format(org_id=org_id)
 
 

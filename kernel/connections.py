@@ -21,8 +21,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, Self
 
-from provisioner.config import ORG_ID_PATTERN
-from provisioner.identifiers import identifier_problem
+from kernel.config import ORG_ID_PATTERN, ConfigError
+from kernel.errors import FloeError
+from kernel.identifiers import identifier_problem
 
 DEFAULT_FILE_FORMAT = "FLOE_EVENTS_JSON"
 
@@ -44,7 +45,7 @@ class ConnectionStatus(StrEnum):
 _STATUS_BY_VALUE = {status.value: status for status in ConnectionStatus}
 
 
-class InvalidConnection(ValueError):
+class InvalidConnection(FloeError):
     """A connection field is malformed; `field` names it (the value is never echoed)."""
 
     def __init__(self, field: str, rule: str) -> None:
@@ -52,17 +53,14 @@ class InvalidConnection(ValueError):
         self.field = field
 
 
-class ConnectionStoreError(Exception):
+class ConnectionStoreError(FloeError):
     """Base of the stores' own errors."""
 
 
-class UnknownConnection(ConnectionStoreError, KeyError):
+class UnknownConnection(ConnectionStoreError):
     def __init__(self, connection_id: str) -> None:
-        super().__init__(connection_id)
+        super().__init__(f"unknown connection {connection_id!r}")
         self.connection_id = connection_id
-
-    def __str__(self) -> str:  # KeyError would repr-quote the message
-        return f"unknown connection {self.connection_id!r}"
 
 
 class DuplicateConnection(ConnectionStoreError):
@@ -333,7 +331,7 @@ class _SqlStore(ABC):
     def set_template_version(self, connection_id: str, version: str, lease: Lease) -> None:
         """Record the template version, fenced: only while `lease` is still the current, live one."""
         if lease.connection_id != connection_id:
-            raise ValueError("the lease belongs to another connection")
+            raise LeaseLost("the lease belongs to another connection")
         _check_text("template_version", version, TEMPLATE_VERSION_MAX)
         rows = self._write(
             "UPDATE connections SET template_version = ? "
@@ -350,9 +348,9 @@ class _SqlStore(ABC):
     def acquire_lease(self, connection_id: str, owner: str, ttl: timedelta) -> Lease | None:
         """Take the lease if free or expired (one conditional UPDATE); None while a live holder has it."""
         if OWNER_PATTERN.fullmatch(owner) is None:
-            raise ValueError("lease owner must be 1-200 printable ASCII characters without spaces")
+            raise InvalidConnection("lease owner", "1-200 printable ASCII characters without spaces")
         if ttl <= timedelta(0):
-            raise ValueError("lease ttl must be positive")
+            raise InvalidConnection("lease ttl", "must be positive")
         d = self._dialect
         rows = self._write(
             f"UPDATE connections SET lease_owner = ?, lease_token = lease_token + 1, "
@@ -466,13 +464,17 @@ def open_store(dsn: str) -> ConnectionStore:
     scheme, separator, rest = dsn.partition("://")
     scheme = scheme.lower()
     if not separator or _SCHEME_PATTERN.fullmatch(scheme) is None:
-        raise ValueError("connections DSN must start with postgresql://, postgres:// or sqlite:///")
+        raise ConfigError("FLOE_CONNECTIONS_DSN must start with postgresql://, postgres:// or sqlite:///")
     if scheme in ("postgresql", "postgres"):
         return PostgresStore(dsn)
     if scheme == "sqlite":
         if not rest.startswith("/") or len(rest) < 2:
-            raise ValueError("a SQLite DSN is sqlite:///relative/path or sqlite:////absolute/path")
+            raise ConfigError(
+                "FLOE_CONNECTIONS_DSN: a SQLite DSN is sqlite:///relative/path or sqlite:////absolute/path"
+            )
         path = Path(rest[1:])
         path.parent.mkdir(parents=True, exist_ok=True)
         return SqliteStore(path)
-    raise ValueError(f"unsupported connections DSN scheme {scheme!r}: use postgresql://, postgres:// or sqlite:///")
+    raise ConfigError(
+        f"FLOE_CONNECTIONS_DSN scheme {scheme!r} is not supported: use postgresql://, postgres:// or sqlite:///"
+    )

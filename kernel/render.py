@@ -22,12 +22,13 @@ from typing import TYPE_CHECKING, Any, Final
 
 import jinja2
 
-from provisioner.config import ORG_ID_PATTERN, layout_regex
-from provisioner.identifiers import identifier_problem
+from kernel.config import ORG_ID_PATTERN, layout_regex
+from kernel.errors import FloeError
+from kernel.identifiers import identifier_problem
 
 if TYPE_CHECKING:
-    from provisioner.config import Settings
-    from provisioner.connections import Connection
+    from kernel.config import Settings
+    from kernel.connections import Connection
 
 STAGE_NAME: Final = "FLOE_EVENTS_STAGE"
 PIPE_NAME: Final = "FLOE_EVENTS_PIPE"
@@ -54,7 +55,7 @@ _PUBLIC_KEY = re.compile(r"[A-Za-z0-9+/]{200,4096}={0,2}")
 _COMMENT_VERSION = re.compile(re.escape(COMMENT_PREFIX) + "([0-9a-f]{" + str(VERSION_LENGTH) + "})")
 
 
-class RenderError(ValueError):
+class RenderError(FloeError):
     """A value cannot be rendered safely, a parameter is wrong, or a template printed a raw value."""
 
 
@@ -179,7 +180,7 @@ class Target:
     bucket: str
     live_prefix: str  # the org's prefix in the bucket, e.g. "live/acme/"
     iam_role_arn: str
-    file_pattern: str  # the pipe's PATTERN: the writer's layout (provisioner.config.layout_regex)
+    file_pattern: str  # the pipe's PATTERN: the writer's layout (kernel.config.layout_regex)
 
     def __post_init__(self) -> None:
         _check_org_id(self.org_id)
@@ -218,8 +219,8 @@ class Target:
     def from_description(cls, description: Mapping[str, object]) -> Target:
         """A connection described in YAML/JSON (for `floe render`): the connection's fields, plus
         `bucket`, `live_prefix` and either `iam_role_arn` or `aws_account_id` (+ `iam_role_path`);
-        bucket, prefix, path and file format default as in `provisioner.config.Settings`."""
-        from provisioner.config import Settings
+        bucket, prefix, path and file format default as in `kernel.config.Settings`."""
+        from kernel.config import Settings
 
         known = {f.name for f in fields(cls)} | {"aws_account_id", "iam_role_path"}
         if not isinstance(description, Mapping):

@@ -38,6 +38,8 @@ from typing import Literal
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from kernel.errors import FloeError
+
 Architecture = Literal["x86_64", "arm64"]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -55,7 +57,14 @@ NEVER_SHIPPED = frozenset(
 )
 
 # import name -> folder in the repository (mirrors [tool.setuptools] in pyproject.toml; a test checks).
-PROJECT_PACKAGES = {"provisioner": "provisioner", "loader": "lambda/loader", "sql_templates": "sql_templates"}
+# What the Lambda runs: the kernel, the loader, the provisioning it calls to keep stage and pipe current,
+# and the templates. Never the face (this module), the local stack, the benchmark or the tests.
+PROJECT_PACKAGES = {
+    "kernel": "kernel",
+    "provisioner": "provisioner",
+    "loader": "lambda/loader",
+    "sql_templates": "sql_templates",
+}
 PACKAGE_DATA = {"sql_templates": ("*.sql",)}
 HANDLER_FILE = "loader/handler.py"
 
@@ -82,7 +91,7 @@ for path in sorted(root.rglob("*.py")):
 """
 
 
-class PackageError(Exception):
+class PackageError(FloeError):
     """The artifact cannot be built, or would not work on Lambda; the message says why."""
 
 
