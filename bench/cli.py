@@ -16,7 +16,7 @@ from bench.costs import LatencyModel, busy_pattern, warehouse_day
 from bench.harness import BenchFailed, Harness, difference
 from bench.table import render_costs, render_table, render_targets
 
-# Assumed round trips (the facts give no figures, snowflake-facts.md §7): see docs/benchmarks.md.
+# Assumed round trips (the facts give no figures, docs/snowflake-facts.md §7): see docs/benchmarks.md.
 DEFAULT_STATEMENT_LATENCY = 0.15
 DEFAULT_LOGIN_LATENCY = 0.6
 APPROACHES = ("floe", "floor", "usual")

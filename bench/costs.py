@@ -1,6 +1,6 @@
 """The latency and warehouse-cost model (pure): what a count of statements costs on a real account.
 
-Facts cited as "§n" are sections of ../shared/reference/snowflake-facts.md.
+Facts cited as "§n" are sections of docs/snowflake-facts.md.
 
 - Latency: every statement pays one round trip and every login one login time, added by the stand-in
   (`statement_latency_seconds`, `login_latency_seconds`). The facts give no figure for either (§7 only

@@ -2,7 +2,7 @@
 
 One record per line, flat JSON (Flagsmith ingestion-server `EventRecord`): `collected_at` and
 `timestamp` are epoch milliseconds, `traits` and `metadata` are JSON-encoded strings; files are gzip
-newline-delimited JSON under `events/env_key=…/year=…/month=…/day=…/hour=…/` (anchors.md, Part A).
+newline-delimited JSON under `events/env_key=…/year=…/month=…/day=…/hour=…/` (docs/snowflake-facts.md §12).
 """
 
 from __future__ import annotations

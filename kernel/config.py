@@ -10,10 +10,10 @@ from typing import TypeVar
 from urllib.parse import urlparse
 
 from kernel.errors import FloeError
+from kernel.identifiers import AWS_ACCOUNT_PATTERN, BUCKET_PATTERN, ORG_ID_PATTERN
+from kernel.layout import DEFAULT_LAYOUT
 
-# 49 at most: the organisation's IAM role, `floe-snowflake-<org_id>`, must fit IAM's 64-character names.
 S3_MAX_KEY_BYTES = 1024  # S3's limit on an object key, in UTF-8 bytes
-ORG_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,48}$")
 
 
 N = TypeVar("N", int, float)
@@ -44,7 +44,7 @@ class Settings:
     poll_max_seconds: float = 30.0
     follow_seconds: float = 180.0
     stranded_after_seconds: float = 3600.0
-    layout: str = "events/env_key={env_key}/year={year}/month={month}/day={day}/hour={hour}/{name}.json.gz"
+    layout: str = DEFAULT_LAYOUT
 
     def live_prefix_for(self, org_id: str) -> str:
         return _org_prefix(self.live_prefix, org_id)
@@ -100,7 +100,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
 
 
 def _bucket(value: str) -> str:
-    if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", value):
+    if not BUCKET_PATTERN.fullmatch(value):
         raise ConfigError(f"FLOE_BUCKET={value!r} is not an S3 bucket name")
     return value
 
@@ -112,7 +112,7 @@ def _prefix_template(name: str, value: str) -> str:
 
 
 def _aws_account(value: str | None) -> str | None:
-    if value is not None and not re.fullmatch(r"[0-9]{12}", value):
+    if value is not None and not AWS_ACCOUNT_PATTERN.fullmatch(value):
         raise ConfigError(f"FLOE_AWS_ACCOUNT_ID={value!r} must be the 12-digit AWS account id")
     return value
 
@@ -137,15 +137,6 @@ def _layout(value: str) -> str:
             "letters, digits and _ = . / - outside its {placeholders}"
         )
     return value
-
-
-def layout_regex(layout: str) -> str:
-    """The writer's layout as one regular expression over a file's path, for both the pipe's PATTERN and
-    the loader's listing, so Snowpipe loads exactly the files the loader tracks. Each placeholder is one
-    path segment; the optional lead lets the pattern match whether Snowflake applies it to the path
-    relative to the stage or to the whole path (the docs differ by load kind)."""
-    parts = re.split(r"\{\w+\}", layout)
-    return "(?:.*/)?" + "[^/]+".join(part.replace(".", "[.]") for part in parts)
 
 
 def _iam_path(value: str) -> str:

@@ -21,13 +21,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, Self
 
-from kernel.config import ORG_ID_PATTERN, ConfigError
+from kernel.config import ConfigError
 from kernel.errors import FloeError
-from kernel.identifiers import identifier_problem
+from kernel.identifiers import CONNECTION_ID_PATTERN, ORG_ID_PATTERN, identifier_problem
 
 DEFAULT_FILE_FORMAT = "FLOE_EVENTS_JSON"
 
-CONNECTION_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 # Account locator (xy12345.us-east-1.aws) or org-account name (myorg-account_1).
 ACCOUNT_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")
 # A Secrets Manager secret name or ARN.

@@ -14,6 +14,12 @@ class FloeError(Exception):
     transient: bool = False
 
 
-def describe_unexpected(error: BaseException) -> str:
-    """A bug's one line for a report or a log: its type only, since its text may hold anything."""
+MESSAGE_LIMIT = 500  # characters of an error a report or a log line carries
+
+
+def describe(error: BaseException) -> str:
+    """The one line a report, a log line or the CLI shows for `error`: a `FloeError`'s own message,
+    trimmed; for anything else only its type, since its text may hold anything (a DSN, a key)."""
+    if isinstance(error, FloeError):
+        return str(error)[:MESSAGE_LIMIT]
     return f"unexpected {type(error).__name__} (a bug in Floe: see the log's traceback)"

@@ -1,17 +1,24 @@
-"""What may be a Snowflake identifier in Floe: one rule, shared by the connection rows (refused when
-stored) and the SQL renderer (refused when rendered), and light enough for the Lambda's cold path."""
+"""Every naming rule Floe checks, in one place: Snowflake identifiers (refused when a row is stored and
+again when SQL is rendered), organisation and connection ids, bucket names and AWS account ids. Light
+enough for the Lambda's cold path."""
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
-IDENTIFIER_MAX_LENGTH = 255  # snowflake-facts.md §9, quoted or not
+IDENTIFIER_MAX_LENGTH = 255  # docs/snowflake-facts.md §9, quoted or not
+# 49 at most: the organisation's IAM role, `floe-snowflake-<org_id>`, must fit IAM's 64-character names.
+ORG_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,48}$")
+CONNECTION_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+BUCKET_PATTERN = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+AWS_ACCOUNT_PATTERN = re.compile(r"[0-9]{12}")
 
 
 def identifier_problem(value: object) -> str | None:
     """Why `value` is not safe as one quoted identifier part, or None if it is.
 
-    Quoting makes any character inert (facts §9), so the rule keeps out what would mislead a reviewer or
+    Quoting makes any character inert (docs/snowflake-facts.md §9), so the rule keeps out what would mislead a reviewer or
     break a line-based tool: control and invisible characters, compatibility look-alikes (NFKC changes
     them: fullwidth quotes, ligatures), and leading or trailing spaces.
     """

@@ -8,6 +8,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from kernel.errors import describe
+
 _RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
 
@@ -21,8 +23,7 @@ class JsonFormatter(logging.Formatter):
         }
         line.update({k: v for k, v in record.__dict__.items() if k not in _RESERVED})
         if record.exc_info and record.exc_info[1] is not None:
-            error = record.exc_info[1]
-            line["error"] = f"{type(error).__name__}: {error}"
+            line["error"] = describe(record.exc_info[1])
         return json.dumps(line, default=str)
 
 

@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Any, Final
 
 import jinja2
 
-from kernel.config import ORG_ID_PATTERN, layout_regex
+from kernel.connections import DEFAULT_FILE_FORMAT
 from kernel.errors import FloeError
-from kernel.identifiers import identifier_problem
+from kernel.identifiers import AWS_ACCOUNT_PATTERN, BUCKET_PATTERN, ORG_ID_PATTERN, identifier_problem
+from kernel.layout import layout_regex
 
 if TYPE_CHECKING:
     from kernel.config import Settings
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
 
 STAGE_NAME: Final = "FLOE_EVENTS_STAGE"
 PIPE_NAME: Final = "FLOE_EVENTS_PIPE"
-DEFAULT_FILE_FORMAT: Final = "FLOE_EVENTS_JSON"
 IAM_ROLE_NAME_PREFIX: Final = "floe-snowflake-"
 COMMENT_PREFIX: Final = "floe template v"
 VERSION_LENGTH: Final = 12
@@ -40,17 +40,14 @@ VERSION_LENGTH: Final = 12
 # In the order provision runs them: the integration first (the stage needs it), the pipe last (it
 # needs the table, the stage and the file format).
 PROVISION_KINDS: Final[tuple[str, ...]] = ("integration", "file_format", "table", "stage", "pipe")
-LOADER_KINDS: Final[tuple[str, ...]] = ("refresh", "copy_history", "pipe_status", "loaded_files")
 MAX_FILE_NAMES: Final = 1000  # per loaded_files statement: keeps the statement small
 TEARDOWN_OBJECTS: Final[tuple[str, ...]] = ("pipe", "stage", "table")
 SHOWABLE_OBJECTS: Final[tuple[str, ...]] = ("integration", "file_format", "table", "stage", "pipe")
 
 QualifiedName = tuple[str, ...]
 
-_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _PREFIX = re.compile(r"(?:[A-Za-z0-9=_.-]+/)+")
 _ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::[0-9]{12}:role/(?:[A-Za-z0-9_+=,.@-]+/)*[A-Za-z0-9_+=,.@-]{1,64}")
-_AWS_ACCOUNT = re.compile(r"[0-9]{12}")
 _PUBLIC_KEY = re.compile(r"[A-Za-z0-9+/]{200,4096}={0,2}")
 _COMMENT_VERSION = re.compile(re.escape(COMMENT_PREFIX) + "([0-9a-f]{" + str(VERSION_LENGTH) + "})")
 
@@ -90,7 +87,7 @@ def check_identifier(value: object, what: str = "identifier") -> str:
 
 
 def ident(value: object) -> SqlText:
-    """`"name"` with `"` doubled; a tuple renders as a qualified name, each part quoted (facts §9)."""
+    """`"name"` with `"` doubled; a tuple renders as a qualified name, each part quoted (docs/snowflake-facts.md §9)."""
     parts = value if isinstance(value, tuple) else (_defined(value),)
     if not parts:
         raise RenderError("empty qualified name")
@@ -99,7 +96,7 @@ def ident(value: object) -> SqlText:
 
 
 def literal(value: object) -> SqlText:
-    """A single-quoted string: `\\` escaped first, then `'` doubled (backslash is an escape, facts §9).
+    """A single-quoted string: `\\` escaped first, then `'` doubled (backslash is an escape, docs/snowflake-facts.md §9).
 
     Also takes SqlText, so a quoted identifier can be passed as a string (SYSTEM$PIPE_STATUS('"D"."S"."P"')).
     """
@@ -150,7 +147,7 @@ def iam_role_name(org_id: str) -> str:
 
 
 def iam_role_arn(aws_account_id: str, iam_role_path: str, org_id: str) -> str:
-    if not _AWS_ACCOUNT.fullmatch(aws_account_id):
+    if not AWS_ACCOUNT_PATTERN.fullmatch(aws_account_id):
         raise RenderError("an AWS account id is 12 digits")
     return f"arn:aws:iam::{aws_account_id}:role{iam_role_path}{iam_role_name(org_id)}"
 
@@ -180,13 +177,13 @@ class Target:
     bucket: str
     live_prefix: str  # the org's prefix in the bucket, e.g. "live/acme/"
     iam_role_arn: str
-    file_pattern: str  # the pipe's PATTERN: the writer's layout (kernel.config.layout_regex)
+    file_pattern: str  # the pipe's PATTERN: the writer's layout (kernel.layout.layout_regex)
 
     def __post_init__(self) -> None:
         _check_org_id(self.org_id)
         for name in ("account", "user", "role", "warehouse", "database", "schema", "table", "file_format"):
             check_identifier(getattr(self, name), name)
-        if not isinstance(self.bucket, str) or not _BUCKET.fullmatch(self.bucket):
+        if not isinstance(self.bucket, str) or not BUCKET_PATTERN.fullmatch(self.bucket):
             raise RenderError("bucket is not an S3 bucket name")
         if not isinstance(self.live_prefix, str) or not _PREFIX.fullmatch(self.live_prefix):
             raise RenderError("live_prefix must be folders ending in '/' (e.g. live/acme/)")
@@ -279,7 +276,7 @@ class Target:
 
     @property
     def stage_url(self) -> str:
-        """`s3://bucket/live/org/`: the trailing slash keeps the stage to that folder (facts §5)."""
+        """`s3://bucket/live/org/`: the trailing slash keeps the stage to that folder (docs/snowflake-facts.md §5)."""
         return f"s3://{self.bucket}/{self.live_prefix}"
 
 

@@ -73,7 +73,7 @@ def parse_credentials(secret_ref: str, raw: str) -> SnowflakeCredentials:
 
 
 def _der_private_key(secret_ref: str, pem: str, passphrase: object) -> bytes:
-    """The connector wants DER bytes or a key object, not PEM (snowflake-facts.md §7)."""
+    """The connector wants DER bytes or a key object, not PEM (docs/snowflake-facts.md §7)."""
     if passphrase is not None and not isinstance(passphrase, str):
         raise SecretError(f"secret {secret_ref!r}: 'private_key_passphrase' must be a string")
     try:

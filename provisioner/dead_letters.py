@@ -77,7 +77,7 @@ def replay(
 ) -> list[Replayed]:
     """Move dead-lettered objects (all, or one run's batch) back under the live prefix, under new names.
 
-    Snowpipe skips a file whose path and name it loaded in the last 14 days (snowflake-facts.md §1), so a
+    Snowpipe skips a file whose path and name it loaded in the last 14 days (docs/snowflake-facts.md §1), so a
     replayed file needs a new name. The name is derived from the dead-letter object's key and ETag, so a
     replay that crashed half-way and is run again writes the same names: the pipe's load metadata then
     keeps a file from loading twice. A record of each replay is written under `replays/`.

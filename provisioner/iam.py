@@ -1,4 +1,4 @@
-"""The organisation's IAM role that Snowflake assumes to read its prefix (snowflake-facts.md §4).
+"""The organisation's IAM role that Snowflake assumes to read its prefix (docs/snowflake-facts.md §4).
 
 One role per organisation, under `settings.iam_role_path`, named `floe-snowflake-<org_id>`:
 - its permission policy reads that organisation's live prefix and nothing else;
@@ -41,7 +41,7 @@ class RoleResult:
 
 
 def read_policy(bucket: str, prefix: str) -> dict[str, Any]:
-    """Read-only on `bucket/prefix*` (the doc policy of facts §4, scoped to one prefix)."""
+    """Read-only on `bucket/prefix*` (the doc policy of docs/snowflake-facts.md §4, scoped to one prefix)."""
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -71,7 +71,7 @@ def deny_all_trust() -> dict[str, Any]:
 
 
 def snowflake_trust(user_arn: str, external_id: str) -> dict[str, Any]:
-    """Only the account's Snowflake IAM user, only with this integration's external ID (facts §4)."""
+    """Only the account's Snowflake IAM user, only with this integration's external ID (docs/snowflake-facts.md §4)."""
     return {
         "Version": "2012-10-17",
         "Statement": [

@@ -1,7 +1,7 @@
 """The connection's RSA key pair: generated once, private half kept only in Secrets Manager.
 
 Snowflake wants at least 2048-bit RSA and the public key's base64 body without PEM lines
-(snowflake-facts.md §7). The private key is stored as unencrypted PKCS#8 PEM, the form
+(docs/snowflake-facts.md §7). The private key is stored as unencrypted PKCS#8 PEM, the form
 `kernel.secrets` reads back.
 """
 
@@ -33,7 +33,7 @@ class ConnectionKey:
 
 
 def public_key_b64(key: rsa.RSAPrivateKey) -> str:
-    """The `MIIB…` body that CREATE/ALTER USER … RSA_PUBLIC_KEY takes (facts §7)."""
+    """The `MIIB…` body that CREATE/ALTER USER … RSA_PUBLIC_KEY takes (docs/snowflake-facts.md §7)."""
     der = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return base64.b64encode(der).decode()
 

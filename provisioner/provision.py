@@ -11,13 +11,13 @@ Every function returns a typed outcome for the CLI to print; nothing here prints
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -26,6 +26,7 @@ from kernel import config, logs, render
 from kernel.connections import ConnectionStatus, open_store
 from kernel.render import Target
 from kernel.secrets import SecretError, read_credentials
+from kernel.snowflake_objects import pipe_status, shown
 from kernel.snowflake_session import SnowflakeError, open_session, query
 from provisioner import iam, keys
 
@@ -40,7 +41,7 @@ _log = logs.get("provision")
 # Objects provision keeps at the template version, in creation order (the integration is handled
 # by the handshake before them).
 OBJECT_KINDS = tuple(kind for kind in render.PROVISION_KINDS if kind != "integration")
-# Re-creating these drops the pipe's load history, or breaks the pipe that reads them (facts §2, §5).
+# Re-creating these drops the pipe's load history, or breaks the pipe that reads them (docs/snowflake-facts.md §2, §5).
 _PIPE_DEPENDENCIES = ("file_format", "stage")
 _PRIVILEGE_ERRNO = 3001  # "SQL access control error: Insufficient privileges"
 VERIFY_ATTEMPTS = 3
@@ -132,14 +133,12 @@ def provision(
     *,
     settings: Settings | None = None,
     store: ConnectionStore | None = None,
-    has_unsettled_files: Callable[[], bool] | None = None,
     owner: str = "floe-provision",
 ) -> ProvisionOutcome:
     """Set up (or bring up to date) everything the connection needs; see the module docstring.
 
-    `has_unsettled_files` decides whether a changed pipe may be re-created now. Without it provision
-    assumes there may be unsettled files and leaves the re-creation to the loader's next tick
-    (`ensure_current`), which knows.
+    A pipe that must be re-created is left to the loader's next tick: only the tick knows whether the
+    old pipe's files are settled (re-creating it forgets its load history).
     """
     settings = settings or config.load()
     with _store(settings, store) as connections:
@@ -156,7 +155,6 @@ def provision(
                 settings=settings,
                 store=connections,
                 lease=lease,
-                has_unsettled_files=has_unsettled_files,
             )
         finally:
             connections.release_lease(lease)
@@ -172,7 +170,6 @@ def _provision(
     settings: Settings,
     store: ConnectionStore,
     lease: Lease,
-    has_unsettled_files: Callable[[], bool] | None,
 ) -> ProvisionOutcome:
     actions: list[ObjectAction] = []
     script: str | None = None
@@ -190,8 +187,11 @@ def _provision(
         with _service_session(connection, settings) as session:
             _check_customer_setup(session, target)
             actions.extend(_integration_handshake(session, target))
-            current = ensure_current(
-                session, target, connection, lease, has_unsettled_files or _assume_unsettled, store=store
+            plan = plan_objects(session, target)
+            current = (
+                deferred(connection.connection_id, target, plan)
+                if plan.recreates_existing_pipe
+                else apply_objects(session, target, connection, lease, plan, store=store)
             )
             actions.extend(current.actions)
             if current.state is not ProvisionState.READY:
@@ -202,10 +202,6 @@ def _provision(
     except (SnowflakeError, SecretError, iam.IamError, BotoCoreError, ClientError) as error:
         return finish(ProvisionState.ERROR, str(error))
     return finish(ProvisionState.READY, "verified: the stage lists the prefix and the pipe is RUNNING")
-
-
-def _assume_unsettled() -> bool:
-    return True
 
 
 @contextmanager
@@ -271,9 +267,7 @@ def _check_customer_setup(session: SnowflakeConnection, target: Target) -> None:
 
 
 def _shown(session: SnowflakeConnection, target: Target, kind: str, name: str) -> dict[str, Any] | None:
-    """The SHOW row of the object named exactly `name` (LIKE is a pattern), or None."""
-    rows = query(session, render.render("show", target, object=kind, name=name))
-    return next((row for row in rows if row.get("NAME") == name), None)
+    return shown(partial(query, session), target, kind, name)
 
 
 # -- storage integration handshake --------------------------------------------------------------------
@@ -281,7 +275,7 @@ def _shown(session: SnowflakeConnection, target: Target, kind: str, name: str) -
 
 def _integration_handshake(session: SnowflakeConnection, target: Target) -> list[ObjectAction]:
     """Create the integration if the role may (else stop with the admin's SQL), check it allows only
-    the organisation's prefix, then trust its IAM user and external ID in the role (facts §4)."""
+    the organisation's prefix, then trust its IAM user and external ID in the role (docs/snowflake-facts.md §4)."""
     actions = [_ensure_integration(session, target)]
     properties = {
         str(row.get("PROPERTY")): str(row.get("PROPERTY_VALUE") or "")
@@ -335,31 +329,45 @@ def _check_integration(target: Target, properties: dict[str, str]) -> None:
 # -- objects at the template version ------------------------------------------------------------------
 
 
-def ensure_current(
+@dataclass(frozen=True)
+class ObjectPlan:
+    """What each object needs to reach the current template version, read from their COMMENTs."""
+
+    actions: dict[str, Action]
+
+    @property
+    def recreates_existing_pipe(self) -> bool:
+        """Re-creating an existing pipe forgets its load history (docs/snowflake-facts.md §5): the caller
+        decides whether that is safe now."""
+        return self.actions["pipe"] is Action.RECREATED
+
+
+def plan_objects(session: SnowflakeConnection, target: Target) -> ObjectPlan:
+    """What the file format, table, stage and pipe need (SHOW only: no warehouse, nothing changed)."""
+    return ObjectPlan(_plan_objects(session, target))
+
+
+def deferred(connection_id: str, target: Target, plan: ObjectPlan) -> ProvisionOutcome:
+    """The outcome when the pipe's re-creation must wait until its files are settled."""
+    actions = tuple(_deferred(kind, action) for kind, action in plan.actions.items())
+    detail = "the pipe must be re-created; waiting until every file it loaded is settled"
+    return ProvisionOutcome(connection_id, ProvisionState.DEFERRED, render.template_version(target), actions, detail)
+
+
+def apply_objects(
     session: SnowflakeConnection,
     target: Target,
     connection: Connection,
     lease: Lease,
-    has_unsettled_files: Callable[[], bool],
+    plan: ObjectPlan,
     *,
     store: ConnectionStore | None = None,
 ) -> ProvisionOutcome:
-    """Bring the file format, table, stage and pipe to the current template version.
-
-    Objects whose COMMENT already holds their current version are left alone; the table is created if
-    missing and never replaced. A changed file format, stage or pipe means re-creating the pipe, which
-    forgets its load history (facts §5): if the pipe exists and `has_unsettled_files()` is true, nothing
-    is touched and the outcome is DEFERRED (call again on a later tick). Otherwise the changed objects
-    are re-created and, if `store` is given, the version is recorded on the row under `lease`.
-    """
+    """Create or re-create what `plan` says; the table is created if missing and never replaced. With
+    `store`, the version is then recorded on the row under `lease`."""
     version = render.template_version(target)
-    plan = _plan_objects(session, target)
-    if plan["pipe"] is Action.RECREATED and has_unsettled_files():
-        deferred = tuple(_deferred(kind, action) for kind, action in plan.items())
-        detail = "the pipe must be re-created; waiting until every file it loaded is settled"
-        return ProvisionOutcome(connection.connection_id, ProvisionState.DEFERRED, version, deferred, detail)
     done: list[ObjectAction] = []
-    for kind, action in plan.items():
+    for kind, action in plan.actions.items():
         try:
             done.append(_apply(session, target, kind, action))
         except SnowflakeError as error:
@@ -418,10 +426,9 @@ def _verify(session: SnowflakeConnection, target: Target) -> None:
             if attempt == VERIFY_ATTEMPTS:  # IAM changes take a few seconds to apply in AWS
                 raise _Stop(ProvisionState.ERROR, f"the stage cannot list {target.stage_url}: {error}") from None
             time.sleep(2.0 * attempt)
-    row = query(session, render.render("pipe_status", target))[0]
-    state = json.loads(str(row.get("PIPE_STATUS") or "{}")).get("executionState")
-    if state != "RUNNING":
-        raise _Stop(ProvisionState.ERROR, f"pipe {target.pipe} is {state}, not RUNNING")
+    status = pipe_status(partial(query, session), target)
+    if not status.running:
+        raise _Stop(ProvisionState.ERROR, f"pipe {target.pipe} is {status.execution_state}, not RUNNING")
 
 
 # -- teardown -----------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-{#- Per-file load outcomes for the table (snowflake-facts.md §2): the INFORMATION_SCHEMA table function
+{#- Per-file load outcomes for the table (docs/snowflake-facts.md §2): the INFORMATION_SCHEMA table function
     of the connection's database, 14 days at most. The table name is a string holding the quoted,
     qualified name, like SYSTEM$PIPE_STATUS's argument. -#}
 SELECT

@@ -1,4 +1,4 @@
-{#- The event files are gzip NDJSON, one EventRecord per line (anchors.md F11). -#}
+{#- The event files are gzip NDJSON, one EventRecord per line (docs/snowflake-facts.md §12). -#}
 CREATE OR REPLACE FILE FORMAT {{ target.qualified_file_format | ident }}
   TYPE = JSON
   COMPRESSION = AUTO

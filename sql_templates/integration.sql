@@ -1,4 +1,4 @@
-{#- Account-level storage integration for one organisation (snowflake-facts.md §4).
+{#- Account-level storage integration for one organisation (docs/snowflake-facts.md §4).
     IF NOT EXISTS, never OR REPLACE: a replaced integration gets a new external ID and loses its
     stages (§4). STORAGE_ALLOWED_LOCATIONS is the organisation's live prefix and nothing else. -#}
 CREATE STORAGE INTEGRATION IF NOT EXISTS {{ target.integration | ident }}

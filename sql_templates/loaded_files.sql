@@ -1,6 +1,6 @@
 {#- Which of these files already have rows in the table, by their lineage (SOURCE_FILE_NAME holds
     METADATA$FILENAME, the path relative to the stage). The loader's ground truth when Snowpipe's own
-    memory is gone or late: a re-created pipe forgets its load history (snowflake-facts.md §5), and
+    memory is gone or late: a re-created pipe forgets its load history (docs/snowflake-facts.md §5), and
     COPY_HISTORY may lag (§2). Only those rare paths run it; LOADED_AT bounds the scan. -#}
 SELECT SOURCE_FILE_NAME, COUNT(*) AS ROW_COUNT
 FROM {{ target.qualified_table | ident }}

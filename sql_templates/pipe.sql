@@ -1,4 +1,4 @@
-{#- AUTO_INGEST = FALSE: the loader submits files itself (ALTER PIPE ... REFRESH, snowflake-facts.md §1).
+{#- AUTO_INGEST = FALSE: the loader submits files itself (ALTER PIPE ... REFRESH, docs/snowflake-facts.md §1).
     The transform keeps lineage: source file and row, and the load time from METADATA$START_SCAN_TIME
     rather than CURRENT_TIMESTAMP (§5). traits and metadata arrive as JSON strings, so PARSE_JSON them.
     PATTERN: Snowpipe loads only files in the writer's layout, the same files the loader tracks (anything

@@ -1,5 +1,5 @@
 {#- The customer admin's script: everything Floe cannot do for itself. Each statement is explained in a
-    SQL comment for the admin who reviews it; the facts behind each grant (snowflake-facts.md) are cited
+    SQL comment for the admin who reviews it; the facts behind each grant (docs/snowflake-facts.md) are cited
     in template comments like this one, which do not reach the script. -#}
 -- Floe setup for one warehouse connection. Review it, then run it as ACCOUNTADMIN: creating a
 -- storage integration needs CREATE INTEGRATION, which only ACCOUNTADMIN has by default.

@@ -1,5 +1,5 @@
 {#- Reads an object's COMMENT (its template version). LIKE is a pattern, so callers match the exact
-    name in the result; SHOW needs no running warehouse (snowflake-facts.md §6). -#}
+    name in the result; SHOW needs no running warehouse (docs/snowflake-facts.md §6). -#}
 {% if object == "integration" -%}
 SHOW INTEGRATIONS LIKE {{ name | literal }}
 {%- else -%}

@@ -1,5 +1,5 @@
 {#- One row per event as the ingestion server writes it (Flagsmith ingestion-server EventRecord,
-    anchors.md F11), plus lineage. IF NOT EXISTS: the table holds the customer's data and is never
+    docs/snowflake-facts.md §12), plus lineage. IF NOT EXISTS: the table holds the customer's data and is never
     replaced by provisioning. -#}
 CREATE TABLE IF NOT EXISTS {{ target.qualified_table | ident }} (
   ENVIRONMENT_KEY VARCHAR NOT NULL,

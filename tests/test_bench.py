@@ -1,5 +1,5 @@
 """The benchmark runs its smallest scenarios and prints its table (a smoke test, not a timed one), and
-its warehouse model bills as snowflake-facts.md §6 says."""
+its warehouse model bills as docs/snowflake-facts.md §6 says."""
 
 from __future__ import annotations
 

@@ -14,7 +14,6 @@ import pytest
 
 from devstack.postgres import PostgresStartError, TemporaryPostgres, scratch_schema
 from kernel.config import ConfigError
-from kernel.errors import FloeError
 from kernel.connections import (
     DEFAULT_FILE_FORMAT,
     Connection,
@@ -27,6 +26,7 @@ from kernel.connections import (
     UnknownConnection,
     open_store,
 )
+from kernel.errors import FloeError
 
 
 @pytest.fixture

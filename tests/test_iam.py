@@ -1,4 +1,4 @@
-"""The per-organisation IAM role (snowflake-facts.md §4), against moto."""
+"""The per-organisation IAM role (docs/snowflake-facts.md §4), against moto."""
 
 from __future__ import annotations
 

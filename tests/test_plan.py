@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from kernel.layout import DEFAULT_LAYOUT, Layout
 from loader.plan import (
     Decision,
-    Layout,
     LiveFile,
     LoadRecord,
     LoadStatus,
@@ -102,7 +102,7 @@ def test_history_is_read_before_refresh_only_for_files_near_the_window() -> None
 
 
 def test_layout_matches_the_writers_keys_and_nothing_else() -> None:
-    layout = Layout()
+    layout = Layout(DEFAULT_LAYOUT)
     assert layout.fixed_head == "events/"
     assert layout.matches("events/env_key=abc/year=2026/month=11/day=23/hour=12/part-0001.json.gz")
     assert layout.matches("events/env_key=a b+%/year=2026/month=11/day=23/hour=12/ü näme.json.gz")

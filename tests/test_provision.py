@@ -1,4 +1,4 @@
-"""Provision, ensure_current and teardown against the local stack (moto + the Snowflake stand-in)."""
+"""Provision, the object plan and teardown against the local stack (moto + the Snowflake stand-in)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,16 @@ from kernel.render import Target
 from kernel.secrets import read_credentials
 from kernel.snowflake_session import SnowflakeError, open_session, query
 from provisioner import iam
-from provisioner.provision import Action, ProvisionOutcome, ProvisionState, ensure_current, provision, teardown
+from provisioner.provision import (
+    Action,
+    ProvisionOutcome,
+    ProvisionState,
+    apply_objects,
+    deferred,
+    plan_objects,
+    provision,
+    teardown,
+)
 
 if TYPE_CHECKING:
     from devstack.snowflake.server import StandIn
@@ -281,11 +290,13 @@ def test_a_changed_pipe_is_recreated_only_after_settling(
     lease = store.acquire_lease(connection.connection_id, "test-tick", timedelta(minutes=1))
     assert lease is not None
     with service_session(connection, settings) as session:
-        waiting = ensure_current(session, target, connection, lease, lambda: True, store=store)
+        plan = plan_objects(session, target)
+        assert plan.recreates_existing_pipe
+        waiting = deferred(connection.connection_id, target, plan)
         assert waiting.state is ProvisionState.DEFERRED
         assert actions(waiting)["pipe"] is Action.DEFERRED
         assert store.get(connection.connection_id).template_version == old_version
-        settled = ensure_current(session, target, connection, lease, lambda: False, store=store)
+        settled = apply_objects(session, target, connection, lease, plan, store=store)
     assert settled.state is ProvisionState.READY
     assert actions(settled) == {
         "file_format": Action.UNCHANGED,

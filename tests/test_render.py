@@ -184,7 +184,7 @@ def test_integration_allows_only_the_org_prefix(target: Target) -> None:
     sql = r.render("integration", target)
     assert "STORAGE_ALLOWED_LOCATIONS = ('s3://floe-events/live/acme/')" in sql
     assert 'CREATE STORAGE INTEGRATION IF NOT EXISTS "FLOE_ACME_S3"' in sql
-    assert "OR REPLACE" not in sql  # a replaced integration gets a new external ID (facts §4)
+    assert "OR REPLACE" not in sql  # a replaced integration gets a new external ID (docs/snowflake-facts.md §4)
 
 
 def test_stage_points_at_the_org_prefix_through_the_integration(target: Target) -> None:
@@ -198,7 +198,7 @@ def test_pipe_is_manual_and_records_lineage(target: Target) -> None:
     assert "AUTO_INGEST = FALSE" in sql
     for needed in ("METADATA$FILENAME", "METADATA$FILE_ROW_NUMBER", "METADATA$START_SCAN_TIME"):
         assert needed in sql
-    assert "CURRENT_TIMESTAMP" not in sql  # facts §5
+    assert "CURRENT_TIMESTAMP" not in sql  # docs/snowflake-facts.md §5
     assert "PARSE_JSON($1:traits::VARCHAR)" in sql
     assert "PARSE_JSON($1:metadata::VARCHAR)" in sql
     assert 'FROM @"ANALYTICS"."FLAGSMITH"."FLOE_EVENTS_STAGE"' in sql

@@ -10,7 +10,8 @@ import pytest
 
 from devstack.aws import MotoServer
 from devstack.events import write_event_file
-from loader.plan import Decision, FilePlan, Layout, LiveFile, LoadRecord, LoadStatus
+from kernel.layout import DEFAULT_LAYOUT, Layout
+from loader.plan import Decision, FilePlan, LiveFile, LoadRecord, LoadStatus
 from loader.storage import IsolationError, OrgStorage
 
 BUCKET = "floe-events"
@@ -33,7 +34,7 @@ def test_listing_pages_through_every_event_file_and_reports_the_rest(storage: Or
     keys = {write_event_file(s3, BUCKET, "live/acme/", f"part-{i:04d}", events=1) for i in range(1005)}
     s3.put_object(Bucket=BUCKET, Key="live/acme/README.txt", Body=b"not an event file")
     write_event_file(s3, BUCKET, "live/other/", "part-x", events=1)
-    listing = storage.list_live(Layout())
+    listing = storage.list_live(Layout(DEFAULT_LAYOUT))
     assert {f.key for f in listing.files} == keys
     assert listing.ignored == ["live/acme/README.txt"]
     assert listing.pages == 2

@@ -1,4 +1,4 @@
-"""Login checks: passwords and key-pair JWTs (snowflake-facts.md §7)."""
+"""Login checks: passwords and key-pair JWTs (docs/snowflake-facts.md §7)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def bad_credentials() -> LoginError:
 
 
 def load_public_key(text: str) -> RSAPublicKey:
-    """``RSA_PUBLIC_KEY='MIIB…'``: base64 DER without PEM delimiters (facts §7); PEM is accepted too."""
+    """``RSA_PUBLIC_KEY='MIIB…'``: base64 DER without PEM delimiters (docs/snowflake-facts.md §7); PEM is accepted too."""
     body = "".join(line for line in text.strip().splitlines() if not line.startswith("-----"))
     key = serialization.load_der_public_key(base64.b64decode(body))
     if not isinstance(key, RSAPublicKey):
@@ -43,7 +43,7 @@ def fingerprint(key: RSAPublicKey) -> str:
 
 
 def verify_password(user: User, password: str | None) -> None:
-    # facts §7: TYPE = SERVICE users "cannot log in using a password".
+    # docs/snowflake-facts.md §7: TYPE = SERVICE users "cannot log in using a password".
     if user.type == "SERVICE" or user.password is None or password != user.password:
         raise bad_credentials()
 
@@ -51,7 +51,7 @@ def verify_password(user: User, password: str | None) -> None:
 def verify_jwt(account: str, user: User, token: str | None) -> None:
     """Signature against RSA_PUBLIC_KEY or RSA_PUBLIC_KEY_2, iss/sub naming ACCOUNT.USER, expiry.
 
-    facts §7: ``iss=ACCOUNT.USER.SHA256:<fp>``, ``sub=ACCOUNT.USER``, valid at most one hour.
+    docs/snowflake-facts.md §7: ``iss=ACCOUNT.USER.SHA256:<fp>``, ``sub=ACCOUNT.USER``, valid at most one hour.
     Expiry is checked on the real clock: the connector signs with real time.
     """
     if not token:

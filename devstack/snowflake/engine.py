@@ -37,7 +37,7 @@ _METADATA_COLUMNS = {
 
 @dataclass(frozen=True)
 class OnError:
-    """snowflake-facts.md §5: CONTINUE, SKIP_FILE, SKIP_FILE_<n>, 'SKIP_FILE_<n>%', ABORT_STATEMENT."""
+    """docs/snowflake-facts.md §5: CONTINUE, SKIP_FILE, SKIP_FILE_<n>, 'SKIP_FILE_<n>%', ABORT_STATEMENT."""
 
     mode: str  # "CONTINUE" | "SKIP_FILE" | "ABORT_STATEMENT"
     limit: int = 1
@@ -178,7 +178,7 @@ class TableLoader:
         """Target columns and the SQL expressions that fill them, read from the source temp table."""
         targets = columns or [name for name, _ in self.columns]
         if exprs is None:
-            # facts §5: JSON without a transform loads into a single VARIANT column.
+            # docs/snowflake-facts.md §5: JSON without a transform loads into a single VARIANT column.
             if len(targets) != 1:
                 raise SnowflakeError(
                     2019,

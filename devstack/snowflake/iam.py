@@ -1,6 +1,6 @@
 """How a stage reaches S3: through its integration's IAM role, as Snowflake would.
 
-moto does not enforce IAM, so the stand-in evaluates the policies itself (snowflake-facts.md §4):
+moto does not enforce IAM, so the stand-in evaluates the policies itself (docs/snowflake-facts.md §4):
 the role's trust policy must let the account's IAM user assume it with the integration's external
 ID, and the role's own policies decide which prefixes the stage may list and read. The actual S3
 calls then run with STS AssumeRole credentials.

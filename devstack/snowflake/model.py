@@ -9,7 +9,7 @@ from typing import Any
 
 from fakesnow.instance import FakeSnow
 
-# Names are (database, schema, object) after identifier normalisation (snowflake-facts.md §9).
+# Names are (database, schema, object) after identifier normalisation (docs/snowflake-facts.md §9).
 QualifiedName = tuple[str, str, str]
 
 SYSTEM_ROLES = ("ACCOUNTADMIN", "SECURITYADMIN", "USERADMIN", "SYSADMIN", "PUBLIC")
@@ -152,7 +152,7 @@ class QueuedFile:
 
 @dataclass
 class LoadRecord:
-    """One COPY_HISTORY row (snowflake-facts.md §2)."""
+    """One COPY_HISTORY row (docs/snowflake-facts.md §2)."""
 
     file_name: str
     stage_location: str
@@ -185,7 +185,7 @@ class Pipe:
     stage_id: str
     paused: bool = False
     id: str = field(default_factory=new_id)
-    # Snowpipe load metadata: path+name -> when it entered (facts §1: 14 days, path+name not eTag).
+    # Snowpipe load metadata: path+name -> when it entered (docs/snowflake-facts.md §1: 14 days, path+name not eTag).
     load_metadata: dict[str, float] = field(default_factory=dict)
     queue: list[QueuedFile] = field(default_factory=list)
     last_ingested_at: float | None = None
@@ -224,7 +224,7 @@ class Account:
     file_formats: dict[QualifiedName, NamedFileFormat] = field(default_factory=dict)
     stages: dict[QualifiedName, Stage] = field(default_factory=dict)
     pipes: dict[QualifiedName, Pipe] = field(default_factory=dict)
-    # Bulk COPY load metadata per table: file key -> (eTag, loaded at) (facts §1: 64 days, eTag-sensitive).
+    # Bulk COPY load metadata per table: file key -> (eTag, loaded at) (docs/snowflake-facts.md §1: 64 days, eTag-sensitive).
     table_load_metadata: dict[QualifiedName, dict[str, tuple[str, float]]] = field(default_factory=dict)
     history: list[LoadRecord] = field(default_factory=list)
     settings: Settings = field(default_factory=Settings)

@@ -1,4 +1,4 @@
-"""COPY_HISTORY and SYSTEM$PIPE_STATUS (snowflake-facts.md §2).
+"""COPY_HISTORY and SYSTEM$PIPE_STATUS (docs/snowflake-facts.md §2).
 
 Both are answered by rewriting the query: COPY_HISTORY's rows are materialised into a temp table of
 the session, SYSTEM$PIPE_STATUS(...) becomes a string literal, and fakesnow runs the rest (column
@@ -184,7 +184,7 @@ def rewrite_pipe_status(ctx: Context, sql: str) -> str:
 def pipe_status(ctx: Context, name: QualifiedName) -> dict[str, Any]:
     """facts §2: executionState, pendingFileCount, oldestPending* (only when pending), lastIngested*, error."""
     pipe = ctx.account.pipes.get(name)
-    # facts §2: SYSTEM$PIPE_STATUS "Needs OWNERSHIP or MONITOR on the pipe".
+    # docs/snowflake-facts.md §2: SYSTEM$PIPE_STATUS "Needs OWNERSHIP or MONITOR on the pipe".
     if pipe is None or not pipe_allows(ctx, pipe.owner, display(name), "MONITOR"):
         raise SnowflakeError(2003, f"Pipe '{display(name)}' does not exist or not authorized.", "02000")
     status: dict[str, Any] = {

@@ -1,6 +1,6 @@
 """Pipes, ALTER PIPE … REFRESH, the asynchronous Snowpipe queue and bulk COPY INTO.
 
-snowflake-facts.md §1 (REFRESH), §2 (load status), §5 (pipe DDL and COPY options).
+docs/snowflake-facts.md §1 (REFRESH), §2 (load status), §5 (pipe DDL and COPY options).
 """
 
 from __future__ import annotations
@@ -30,12 +30,12 @@ from .storage import (
 )
 
 DAY = 86400.0
-REFRESH_WINDOW = 7 * DAY  # facts §1: REFRESH loads files staged within the last 7 days
-PIPE_METADATA_TTL = 14 * DAY  # facts §1: pipe load metadata kept 14 days
-TABLE_METADATA_TTL = 64 * DAY  # facts §1: bulk COPY load metadata kept 64 days
-HISTORY_TTL = 14 * DAY  # facts §2: COPY_HISTORY covers the last 14 days
+REFRESH_WINDOW = 7 * DAY  # docs/snowflake-facts.md §1: REFRESH loads files staged within the last 7 days
+PIPE_METADATA_TTL = 14 * DAY  # docs/snowflake-facts.md §1: pipe load metadata kept 14 days
+TABLE_METADATA_TTL = 64 * DAY  # docs/snowflake-facts.md §1: bulk COPY load metadata kept 64 days
+HISTORY_TTL = 14 * DAY  # docs/snowflake-facts.md §2: COPY_HISTORY covers the last 14 days
 
-# facts §5: COPY options a pipe does not support.
+# docs/snowflake-facts.md §5: COPY options a pipe does not support.
 _UNSUPPORTED_IN_PIPE = ("FILES", "SIZE_LIMIT", "PURGE", "FORCE", "RETURN_FAILED_ONLY", "VALIDATION_MODE")
 
 _HISTORY_STATUS = {
@@ -101,7 +101,7 @@ _STAGE_REFERENCE = re.compile(rf"@{_NAME_PART}(?:\.{_NAME_PART})*(?:/[^\s()]*)?"
 
 
 def _stage_reference(text: str) -> str:
-    """``@db."My Stage"/path`` at the start of `text`: quoted parts may hold spaces and dots (facts §9)."""
+    """``@db."My Stage"/path`` at the start of `text`: quoted parts may hold spaces and dots (docs/snowflake-facts.md §9)."""
     match = _STAGE_REFERENCE.match(text)
     return match.group(0) if match else text.split(maxsplit=1)[0] if text.strip() else ""
 
@@ -141,7 +141,7 @@ def create_pipe(ctx: Context, p: Parser, or_replace: bool, if_not_exists: bool) 
     _check_pipe_copy(spec, copy_options, options)
     stage = get_stage(ctx, spec.stage)
     engine.TableLoader._describe(account.fakesnow.duck_conn.cursor(), spec.table)  # the table must exist
-    # facts §2/§5: recreating a pipe drops its load history (metadata and COPY_HISTORY rows).
+    # docs/snowflake-facts.md §2/§5: recreating a pipe drops its load history (metadata and COPY_HISTORY rows).
     if (old := account.pipes.get(name)) is not None:
         account.history = [r for r in account.history if r.pipe_id != old.id]
     account.pipes[name] = Pipe(
@@ -234,14 +234,14 @@ def alter_pipe(ctx: Context, p: Parser) -> tuple[str, Result]:
     pipe = get_pipe(ctx, name)
     refreshing = p.accept("REFRESH")
     options = p.options() if refreshing else _set_options(p)
-    # facts §1: a non-owner may REFRESH, pause and resume with OPERATE; other properties need OWNERSHIP.
+    # docs/snowflake-facts.md §1: a non-owner may REFRESH, pause and resume with OPERATE; other properties need OWNERSHIP.
     needed = "OPERATE" if refreshing or set(options) <= {"PIPE_EXECUTION_PAUSED"} else "OWNERSHIP"
     if not pipe_allows(ctx, pipe.owner, display(pipe.name), needed):
         raise does_not_exist("Pipe", display(pipe.name))
     if refreshing:
         return "refresh_pipe", refresh(ctx, pipe, options.get("PREFIX"), options.get("MODIFIED_AFTER"))
     if "PIPE_EXECUTION_PAUSED" in options:
-        # facts §5: files submitted while paused "won't be processed until the pipe is resumed".
+        # docs/snowflake-facts.md §5: files submitted while paused "won't be processed until the pipe is resumed".
         pipe.paused = options["PIPE_EXECUTION_PAUSED"] is True
     if "COMMENT" in options:
         pipe.comment = str(options["COMMENT"])
@@ -296,7 +296,7 @@ def _modified_after(value: Any, now: float) -> float:
 def refresh(ctx: Context, pipe: Pipe, prefix: Any, modified_after: Any) -> Result:
     """Queue every recent file under the pipe's stage path (+PREFIX) that neither load history knows.
 
-    facts §1: PREFIX is appended to the pipe's stage reference; only files staged within 7 days;
+    docs/snowflake-facts.md §1: PREFIX is appended to the pipe's stage reference; only files staged within 7 days;
     "checks the load history for both the pipe and the target table"; the pipe dedupes on path+name.
     Output columns File/Status=SENT are UNCERTAIN in the facts (see docs/snowflake-standin.md).
     """
@@ -322,7 +322,7 @@ def refresh(ctx: Context, pipe: Pipe, prefix: Any, modified_after: Any) -> Resul
 
 
 def load_queued(runtime: Runtime, account: Account, pipe: Pipe, queued: QueuedFile) -> LoadRecord:
-    """Load one file of a pipe's queue (facts §5: Snowpipe's ON_ERROR default is SKIP_FILE)."""
+    """Load one file of a pipe's queue (docs/snowflake-facts.md §5: Snowpipe's ON_ERROR default is SKIP_FILE)."""
     now = runtime.clock.now()
     on_error = engine.OnError.parse(pipe.copy.on_error or "SKIP_FILE")
     outcome = _load_one(runtime, account, pipe.copy, queued.file, on_error=on_error, now=now)
@@ -497,7 +497,7 @@ def history_rows(
 ) -> list[LoadRecord]:
     """COPY_HISTORY's rows: finished loads past the history lag, plus files still queued.
 
-    facts §2: statuses include ``Load in progress``; the function covers the last 14 days; dropping or
+    docs/snowflake-facts.md §2: statuses include ``Load in progress``; the function covers the last 14 days; dropping or
     recreating a pipe removes its rows (done in create_pipe / drop_pipe).
     """
     visible = [

@@ -12,7 +12,7 @@ from .errors import SnowflakeError
 from .results import Result
 from .sqltext import Parser, quote_string
 
-# fakesnow runs these; the ones marked True need a running warehouse (facts §2 + warehouses-overview:
+# fakesnow runs these; the ones marked True need a running warehouse (docs/snowflake-facts.md §2 + warehouses-overview:
 # DML and queries on tables need one; DDL, SHOW, DESC and USE run in cloud services).
 _DELEGATED_KINDS = {
     "INSERT": ("dml", True),
@@ -170,7 +170,7 @@ def _query(ctx: Context, p: Parser, sql: str) -> Routed:
             warehouses.use_for_statement(ctx)
             return Routed("copy_history", sql=observe.rewrite_copy_history(ctx, sql))
         if observe.mentions_pipe_status(sql):
-            # facts §2: warehouse need UNCERTAIN; modelled as needing one (the harder reading).
+            # docs/snowflake-facts.md §2: warehouse need UNCERTAIN; modelled as needing one (the harder reading).
             warehouses.use_for_statement(ctx)
             return Routed("pipe_status", sql=observe.rewrite_pipe_status(ctx, sql))
         if any(token.is_word("FROM") for token in p.tokens):

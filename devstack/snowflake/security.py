@@ -1,4 +1,4 @@
-"""Users, roles and grants (snowflake-facts.md §4, §7)."""
+"""Users, roles and grants (docs/snowflake-facts.md §4, §7)."""
 
 from __future__ import annotations
 

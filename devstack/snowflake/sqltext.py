@@ -1,7 +1,7 @@
 """A small tokenizer and parser for the statements the stand-in handles itself.
 
 fakesnow's sqlglot dialect cannot parse integrations, pipes or stage DDL, so these are read here:
-identifiers (snowflake-facts.md §9: unquoted ones are stored uppercase, quoted ones kept as written),
+identifiers (docs/snowflake-facts.md §9: unquoted ones are stored uppercase, quoted ones kept as written),
 string literals (doubled quotes and backslash escapes), and ``KEY = value`` option lists.
 """
 
@@ -55,7 +55,7 @@ def tokenize(sql: str) -> list[Token]:
 
 
 def unquote_string(literal: str) -> str:
-    """The value of a single-quoted literal: '' and backslash escapes (facts §9)."""
+    """The value of a single-quoted literal: '' and backslash escapes (docs/snowflake-facts.md §9)."""
     body = literal[1:-1]
     escapes = {"n": "\n", "t": "\t", "r": "\r", "0": "\0", "\\": "\\", "'": "'"}
     out: list[str] = []
@@ -79,7 +79,7 @@ def quote_string(value: str) -> str:
 
 
 def split_name(text: str) -> list[str]:
-    """``db."My Schema".obj`` -> ["DB", "My Schema", "OBJ"] (facts §9)."""
+    """``db."My Schema".obj`` -> ["DB", "My Schema", "OBJ"] (docs/snowflake-facts.md §9)."""
     parts: list[str] = []
     for match in re.finditer(r'"((?:[^"]|"")*)"|([^."]+)|(\.)', text):
         if match.group(1) is not None:

@@ -1,4 +1,4 @@
-"""Storage integrations, file formats, stages and LIST (snowflake-facts.md §4, §5)."""
+"""Storage integrations, file formats, stages and LIST (docs/snowflake-facts.md §4, §5)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def create_integration(ctx: Context, p: Parser, or_replace: bool, if_not_exists:
         raise SnowflakeError(1008, "SQL compilation error:\ninvalid storage integration properties", "22023")
     if not _strings(options.get("STORAGE_ALLOWED_LOCATIONS")):
         raise SnowflakeError(1008, "SQL compilation error:\nSTORAGE_ALLOWED_LOCATIONS is required", "22023")
-    # facts §4: an omitted external ID is generated; OR REPLACE makes a new one (and a new hidden id,
+    # docs/snowflake-facts.md §4: an omitted external ID is generated; OR REPLACE makes a new one (and a new hidden id,
     # which "breaks the association" with existing stages).
     external_id = str(options.get("STORAGE_AWS_EXTERNAL_ID") or _generated_external_id(account))
     account.integrations[name] = Integration(
@@ -221,7 +221,7 @@ def _stage_integration(ctx: Context, options: dict[str, OptionValue], url: str) 
     """facts §4: creating a stage needs USAGE on the integration, and its URL must be allowed."""
     if "STORAGE_INTEGRATION" not in options:
         return None
-    # A quoted identifier keeps its case, an unquoted one is upper-cased (facts §9).
+    # A quoted identifier keeps its case, an unquoted one is upper-cased (docs/snowflake-facts.md §9).
     integration = _integration(ctx.account, split_name(str(options["STORAGE_INTEGRATION"]))[-1])
     role = ctx.session.role
     owns = integration.owner in effective_roles(ctx.account, role)
@@ -233,7 +233,7 @@ def _stage_integration(ctx: Context, options: dict[str, OptionValue], url: str) 
 
 
 def alter_stage(ctx: Context, p: Parser) -> Result:
-    """``ALTER STAGE s SET STORAGE_INTEGRATION = i`` re-links a stage after OR REPLACE (facts §4)."""
+    """``ALTER STAGE s SET STORAGE_INTEGRATION = i`` re-links a stage after OR REPLACE (docs/snowflake-facts.md §4)."""
     if_exists = p.accept("IF", "EXISTS")
     name = ctx.qualify(p.name(), "ALTER STAGE")
     stage = ctx.account.stages.get(name)
@@ -338,7 +338,7 @@ def stage_storage(runtime: Runtime, account: Account, stage: Stage) -> StageStor
     """The S3 access of a stage, refused if its integration is gone, replaced, disabled or disallows it."""
     integration = account.integrations.get(stage.integration or "")
     if integration is None or integration.id != stage.integration_id:
-        # facts §4: CREATE OR REPLACE INTEGRATION "breaks the association" with stages.
+        # docs/snowflake-facts.md §4: CREATE OR REPLACE INTEGRATION "breaks the association" with stages.
         raise SnowflakeError(
             3077,
             f"SQL execution error:\nIntegration '{stage.integration}' associated with the stage "
@@ -373,7 +373,7 @@ def list_files(runtime: Runtime, account: Account, stage: Stage, path: str) -> l
 
 
 def list_stage(ctx: Context, p: Parser) -> Result:
-    """``LIST @stage[/path]``: recursive under the path, unlike fakesnow (local-stack.md pitfall 4)."""
+    """``LIST @stage[/path]``: recursive under the path, unlike fakesnow (docs/snowflake-facts.md §11)."""
     name, path = parse_stage_reference(ctx, p.next().text)
     stage = get_stage(ctx, name)
     options = p.options()

@@ -1,6 +1,6 @@
 """Virtual warehouses: which statements need one, auto-resume and auto-suspend.
 
-snowflake-facts.md §2: the information-schema views need a "Warehouse must be running and currently
+docs/snowflake-facts.md §2: the information-schema views need a "Warehouse must be running and currently
 in use"; SHOW commands do not. With auto-resume Snowflake "automatically resumes the warehouse when
 any statement that requires a warehouse is submitted" (warehouses-overview).
 """

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from kernel.errors import FloeError
+from kernel.identifiers import CONNECTION_ID_PATTERN
 
-_CONNECTION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 # The task processor may tag an invocation with its tick; nothing else is accepted.
 _OPTIONAL_FIELDS = {"tick_id"}
 
@@ -31,9 +30,9 @@ class LoaderEvent:
             more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
             raise InvalidEvent(f"unexpected field(s) {unknown[:3]}{more}: the event carries only connection_id")
         connection_id = event.get("connection_id")
-        if not isinstance(connection_id, str) or not _CONNECTION_ID.fullmatch(connection_id):
+        if not isinstance(connection_id, str) or not CONNECTION_ID_PATTERN.fullmatch(connection_id):
             raise InvalidEvent(
-                "connection_id must be a string of 1-128 letters, digits, '_', '.', ':' or '-' "
+                "connection_id must be a string of 1-128 letters, digits, '_', '.' or '-' "
                 f"starting with a letter or digit, got {_preview(connection_id)}"
             )
         tick_id = event.get("tick_id")

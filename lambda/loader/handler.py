@@ -40,14 +40,14 @@ def run(event: Any, deadline: Deadline) -> dict[str, Any]:
     except InvalidEvent as error:
         report = RunReport(run_id=str(uuid.uuid4()), connection_id="", started_at=datetime.now(UTC))
         report.status, report.error, report.completed_at = RunStatus.ERROR, str(error), datetime.now(UTC)
-        return _logged(report)
+        return _logged(report, tick_id=None)
     settings = config.load()
     store = open_store(settings.connections_dsn)
     try:
         report = run_tick(parsed.connection_id, edges_for(settings, store), deadline)
     finally:
         store.close()
-    return _logged(report)
+    return _logged(report, parsed.tick_id)
 
 
 def edges_for(settings: config.Settings, store: ConnectionStore, **overrides: Any) -> Edges:
@@ -77,9 +77,11 @@ def _metrics(settings: config.Settings) -> CoreMetrics | None:
     return CoreMetrics(settings.core_api_url, token=token, attempts=settings.retry_attempts)
 
 
-def _logged(report: RunReport) -> dict[str, Any]:
+def _logged(report: RunReport, tick_id: str | None) -> dict[str, Any]:
+    """One line per run; `tick_id`, when the task processor sent one, ties the run to its tick."""
     document = report.as_dict()
     level = 40 if report.status is RunStatus.ERROR else 20
-    log.log(level, "run report", extra={"report": document, "dead_lettered_batches": report.dead_lettered_batches})
+    extra = {"report": document, "dead_lettered_batches": report.dead_lettered_batches, "tick_id": tick_id}
+    log.log(level, "run report", extra=extra)
     plain: dict[str, Any] = json.loads(json.dumps(document, default=str))
     return plain

@@ -13,32 +13,27 @@ The rules that keep every event exactly once in the table or exactly once in the
   than `stranded_after`, is stranded (REFRESH sees it as already handled, or cannot see it): it is
   dead-lettered so that a person looks at it, instead of waiting forever.
 - A file nearing REFRESH's 7-day window with no history is re-staged in place (same key, new
-  LastModified) so REFRESH sees it again (snowflake-facts.md §1); its key is unchanged, so the pipe's
+  LastModified) so REFRESH sees it again (docs/snowflake-facts.md §1); its key is unchanged, so the pipe's
   path+name load metadata still prevents a second load of a file that did load.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from functools import cached_property
 
-from kernel.config import layout_regex
-
-# snowflake-facts.md §1: REFRESH loads only files staged within the last 7 days; re-stage a day early.
-REFRESH_WINDOW = timedelta(days=7)
+# docs/snowflake-facts.md §1: REFRESH loads only files staged within the last 7 days; re-stage a day early.
 RESTAGE_AFTER = timedelta(days=6)
-# snowflake-facts.md §2: the COPY_HISTORY table function covers the last 14 days.
+# docs/snowflake-facts.md §2: the COPY_HISTORY table function covers the last 14 days.
 HISTORY_RETENTION = timedelta(days=14)
 # Load times are not earlier than the staging time; a margin absorbs clock skew between S3 and Snowflake.
 HISTORY_MARGIN = timedelta(hours=1)
 
 
 class LoadStatus(StrEnum):
-    """COPY_HISTORY's STATUS values (snowflake-facts.md §2)."""
+    """COPY_HISTORY's STATUS values (docs/snowflake-facts.md §2)."""
 
     LOADED = "Loaded"
     FAILED = "Load failed"
@@ -164,23 +159,3 @@ def history_start(files: Iterable[LiveFile], now: datetime) -> datetime:
 def needs_history_first(files: Iterable[LiveFile], now: datetime) -> bool:
     """Only a file old enough to be re-staged needs its history read before REFRESH (the rare path)."""
     return any(now - f.last_modified >= RESTAGE_AFTER for f in files)
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Which keys under an organisation's live prefix are event files (the writer's layout)."""
-
-    template: str = "events/env_key={env_key}/year={year}/month={month}/day={day}/hour={hour}/{name}.json.gz"
-
-    @property
-    def fixed_head(self) -> str:
-        """The folders before the first placeholder: REFRESH's PREFIX."""
-        head = self.template.split("{", 1)[0]
-        return head[: head.rfind("/") + 1]
-
-    @cached_property
-    def pattern(self) -> re.Pattern[str]:
-        return re.compile(layout_regex(self.template))
-
-    def matches(self, relative_key: str) -> bool:
-        return self.pattern.fullmatch(relative_key) is not None

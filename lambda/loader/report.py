@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from loader.deliver import Delivery
 
 
 class RunStatus(StrEnum):
@@ -40,6 +43,22 @@ class RunReport:
     completed_at: datetime | None = None
     metrics_posted: bool | None = None
     warnings: list[str] = field(default_factory=list)
+
+    def record(self, delivery: Delivery) -> None:
+        """Write what a busy tick did into the report, and judge the run by it."""
+        settled = delivery.settlement
+        self.files_sent, self.files_restaged = delivery.files_sent, delivery.files_restaged
+        self.files_loaded, self.events_delivered = settled.files_loaded, settled.events_delivered
+        self.files_dead_lettered, self.files_in_flight = settled.files_dead_lettered, settled.files_in_flight
+        self.dead_lettered_batches = 1 if settled.files_dead_lettered else 0
+        self.dead_letter_manifest = settled.dead_letter_manifest
+        self.snowflake_statements, self.pipe_state = delivery.snowflake_statements, delivery.pipe_state
+        self.warnings += delivery.warnings + settled.warnings
+        if delivery.error:
+            self.status, self.error = RunStatus.ERROR, delivery.error
+        elif settled.files_in_flight:
+            self.status = RunStatus.PARTIAL
+            self.reason = f"{settled.files_in_flight} files still in flight; the next tick follows them"
 
     @property
     def did_work(self) -> bool:

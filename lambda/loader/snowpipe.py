@@ -1,23 +1,23 @@
-"""The connection's pipe seen through SQL: submit files with REFRESH, read COPY_HISTORY and pipe status.
+"""The connection's pipe seen through SQL: submit files, read COPY_HISTORY, the pipe's status and the
+table's lineage.
 
-`FileSubmitter` is the one seam between "tell Snowpipe about these files" and the rest of the tick, so
-that a Snowpipe REST `insertFiles` submitter (the documented path for AUTO_INGEST = FALSE pipes,
-snowflake-facts.md §3) can sit beside `RefreshSubmitter` without touching the tick.
+`Submitter` is the seam between "tell Snowpipe about these files" and the rest of the tick:
+`RefreshSubmitter` (`ALTER PIPE … REFRESH`, as the request asks) is one implementation; a Snowpipe REST
+`insertFiles` submitter (docs/snowflake-facts.md §3) is the other.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from kernel.render import MAX_FILE_NAMES, Target, render
+from kernel.snowflake_objects import PipeStatus, as_utc, pipe_status, shown
 from kernel.snowflake_session import SnowflakeError, query
-from loader.plan import LoadRecord, LoadStatus
+from loader.plan import LiveFile, LoadRecord, LoadStatus
 
 if TYPE_CHECKING:
     from snowflake.connector import SnowflakeConnection
@@ -25,23 +25,9 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class PipeStatus:
-    """SYSTEM$PIPE_STATUS's fields the loader reads (snowflake-facts.md §2)."""
-
-    execution_state: str
-    pending_file_count: int
-    error: str | None
-    last_ingested: datetime | None = None
-
-    @property
-    def running(self) -> bool:
-        return self.execution_state == "RUNNING"
-
-
-class FileSubmitter(Protocol):
-    def submit(self, prefix: str) -> frozenset[str]:
-        """Queue every new file under `prefix` (relative to the stage); returns the S3 keys queued."""
+class Submitter(Protocol):
+    def submit(self, files: Sequence[LiveFile]) -> frozenset[str]:
+        """Queue `files` (those of them Snowpipe has not loaded yet); returns the S3 keys queued."""
         ...
 
 
@@ -77,20 +63,12 @@ class Snowpipe:
         return [self._record(row) for row in rows if row.get("STATUS") in _STATUSES]
 
     def status(self) -> PipeStatus:
-        rows = self.run(render("pipe_status", self.target))
-        document = json.loads(next(iter(rows[0].values()))) if rows else {}
-        return PipeStatus(
-            execution_state=str(document.get("executionState", "UNKNOWN")),
-            pending_file_count=int(document.get("pendingFileCount", 0)),
-            error=document.get("error"),
-            last_ingested=_parse_time(document.get("lastIngestedTimestamp")),
-        )
+        return pipe_status(self.run, self.target)
 
     def created_on(self) -> datetime | None:
-        """When the pipe was (re-)created: SHOW runs in cloud services, no warehouse (facts §2)."""
-        rows = self.run(render("show", self.target, object="pipe", name=self.target.pipe))
-        row = next((r for r in rows if r.get("NAME") == self.target.pipe), None)
-        return _utc(row.get("CREATED_ON")) if row else None
+        """When the pipe was (re-)created."""
+        row = shown(self.run, self.target, "pipe", self.target.pipe)
+        return as_utc(row.get("CREATED_ON")) if row else None
 
     def rows_in_table(self, keys: list[str], since: datetime) -> dict[str, int]:
         """Rows per file already in the table, by lineage (SOURCE_FILE_NAME), for files loaded since `since`."""
@@ -120,19 +98,23 @@ class Snowpipe:
             row_parsed=None if row.get("ROW_PARSED") is None else int(row["ROW_PARSED"]),
             error_count=int(row.get("ERROR_COUNT") or 0),
             first_error=row.get("FIRST_ERROR_MESSAGE"),
-            last_load_time=_utc(row.get("LAST_LOAD_TIME")),
+            last_load_time=as_utc(row.get("LAST_LOAD_TIME")),
         )
 
 
 class RefreshSubmitter:
-    """`ALTER PIPE … REFRESH PREFIX = …`: the default, as the request asks (snowflake-facts.md §1)."""
+    """`ALTER PIPE … REFRESH PREFIX = …`: the default, as the request asks (docs/snowflake-facts.md §1).
+    REFRESH finds the files itself under `prefix` (the layout's fixed head), skipping loaded ones."""
 
-    def __init__(self, pipe: Snowpipe) -> None:
+    def __init__(self, pipe: Snowpipe, prefix: str) -> None:
         self._pipe = pipe
+        self._prefix = prefix
 
-    def submit(self, prefix: str) -> frozenset[str]:
-        rows = self._pipe.run(render("refresh", self._pipe.target, prefix=prefix, modified_after=None))
-        # The result's columns are undocumented (snowflake-facts.md §1, UNCERTAIN); the stand-in and,
+    def submit(self, files: Sequence[LiveFile]) -> frozenset[str]:
+        if not files:
+            return frozenset()
+        rows = self._pipe.run(render("refresh", self._pipe.target, prefix=self._prefix, modified_after=None))
+        # The result's columns are undocumented (docs/snowflake-facts.md §1); the stand-in and,
         # as far as known, Snowflake return `File` and `Status` = SENT.
         return frozenset(
             self._pipe.key_of(str(row["FILE"])) for row in rows if str(row.get("STATUS", "SENT")) == "SENT"
@@ -140,18 +122,3 @@ class RefreshSubmitter:
 
 
 _STATUSES = {s.value for s in LoadStatus}
-
-
-def _parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return _utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
-    except ValueError:
-        return None
-
-
-def _utc(value: object) -> datetime | None:
-    if not isinstance(value, datetime):
-        return None
-    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)

@@ -17,7 +17,8 @@ from botocore.exceptions import ClientError
 from kernel import logs
 from kernel.config import S3_MAX_KEY_BYTES
 from kernel.errors import FloeError
-from loader.plan import FilePlan, Layout, LiveFile
+from kernel.layout import Layout
+from loader.plan import FilePlan, LiveFile
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

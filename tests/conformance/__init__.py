@@ -1,5 +1,5 @@
 """Conformance suite for the Snowflake stand-in: the same tests run against a real account.
 
 See docs/conformance.md. Every test states the fact it checks (a section of
-../shared/reference/snowflake-facts.md or a Snowflake documentation page).
+docs/snowflake-facts.md or a Snowflake documentation page).
 """

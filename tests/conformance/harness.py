@@ -5,7 +5,7 @@ the tests need. `StandInTarget` drives the local stand-in (`devstack.snowflake`)
 `LiveTarget` drives a real account and real AWS, namespacing every object by a random run id and dropping
 all of them at the end. The tests only see `Target`, so one test body checks both.
 
-Everything here is written from the facts (../shared/reference/snowflake-facts.md), not from the stand-in.
+Everything here is written from the facts (docs/snowflake-facts.md), not from the stand-in.
 """
 
 from __future__ import annotations
@@ -45,11 +45,11 @@ KEY_ROOT = "floe-conformance"
 STANDIN_BUCKET = "floe-conformance"
 STANDIN_ADMIN_PASSWORD = "admin-password"
 
-# facts §2: the five COPY_HISTORY STATUS values; the first is the only non-terminal one.
+# docs/snowflake-facts.md §2: the five COPY_HISTORY STATUS values; the first is the only non-terminal one.
 STATUSES = frozenset({"Load in progress", "Loaded", "Load failed", "Partially loaded", "Load skipped"})
 TERMINAL_STATUSES = STATUSES - {"Load in progress"}
 
-# facts §2: the columns of INFORMATION_SCHEMA.COPY_HISTORY.
+# docs/snowflake-facts.md §2: the columns of INFORMATION_SCHEMA.COPY_HISTORY.
 COPY_HISTORY_COLUMNS = (
     "FILE_NAME",
     "STAGE_LOCATION",
@@ -128,7 +128,7 @@ def refresh(conn: Connection, pipe: str, *, prefix: str | None = None, modified_
 
 
 def names_file(rows: Iterable[Mapping[str, Any]], basename: str) -> bool:
-    """Whether any cell of any row names the file (REFRESH's columns are UNCERTAIN, facts §1)."""
+    """Whether any cell of any row names the file (REFRESH's columns are UNCERTAIN, docs/snowflake-facts.md §1)."""
     return any(isinstance(v, str) and basename in v for row in rows for v in row.values())
 
 
@@ -197,7 +197,7 @@ class StagedFile:
 
 @dataclass(frozen=True)
 class KeyPair:
-    """An RSA key pair for key-pair login (facts §7: at least 2048 bits, PKCS8)."""
+    """An RSA key pair for key-pair login (docs/snowflake-facts.md §7: at least 2048 bits, PKCS8)."""
 
     private: rsa.RSAPrivateKey
 
@@ -207,14 +207,14 @@ class KeyPair:
 
     @property
     def der(self) -> bytes:
-        """The private key as the connector takes it: DER bytes (facts §7)."""
+        """The private key as the connector takes it: DER bytes (docs/snowflake-facts.md §7)."""
         return self.private.private_bytes(
             serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
 
     @property
     def public_b64(self) -> str:
-        """The public key for `RSA_PUBLIC_KEY`: base64 DER, no PEM delimiters (facts §7)."""
+        """The public key for `RSA_PUBLIC_KEY`: base64 DER, no PEM delimiters (docs/snowflake-facts.md §7)."""
         der = self.private.public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
@@ -226,7 +226,7 @@ class KeyPair:
 
 @dataclass(frozen=True)
 class Access:
-    """An IAM role Snowflake assumes plus the storage integration naming it (facts §4)."""
+    """An IAM role Snowflake assumes plus the storage integration naming it (docs/snowflake-facts.md §4)."""
 
     integration: str
     role_name: str
@@ -347,7 +347,7 @@ class Target(abc.ABC):
     # -- names -------------------------------------------------------------------------------------------
 
     def name(self, stem: str) -> str:
-        """An unquoted identifier unique to this run (facts §9: `[A-Z0-9_]` needs no quoting)."""
+        """An unquoted identifier unique to this run (docs/snowflake-facts.md §9: `[A-Z0-9_]` needs no quoting)."""
         return f"FLOE_CONF_{self.run_id}_{stem}".upper()
 
     def fq(self, name: str) -> str:
@@ -375,7 +375,7 @@ class Target(abc.ABC):
         warehouse: str | None = None,
         in_schema: bool = False,
     ) -> Connection:
-        """Log in exactly as a client of Snowflake does (facts §7)."""
+        """Log in exactly as a client of Snowflake does (docs/snowflake-facts.md §7)."""
         params: dict[str, Any] = {
             "account": self.account.name,
             "user": user,
@@ -467,7 +467,7 @@ class Target(abc.ABC):
             keys.extend(obj["Key"] for obj in page.get("Contents", []))
         return keys
 
-    # -- IAM + integration + stage + pipe (facts §4, §5) --------------------------------------------------
+    # -- IAM + integration + stage + pipe (docs/snowflake-facts.md §4, §5) --------------------------------------------------
 
     @abc.abstractmethod
     def aws_account_id(self) -> str: ...
@@ -568,7 +568,7 @@ class Target(abc.ABC):
         return Loading(access=access, prefix=prefix, stage=stage, table=table, pipe=pipe, pipe_sql=pipe_sql)
 
     def setup_loading(self, stem: str) -> Loading:
-        """The whole chain for one prefix, as Floe provisions an organisation (facts §4, §5)."""
+        """The whole chain for one prefix, as Floe provisions an organisation (docs/snowflake-facts.md §4, §5)."""
         prefix = self.prefix(stem.lower())
         access = self.create_access(stem, allowed_prefixes=[prefix])
         stage = self.create_stage(stem, access, prefix)

@@ -1,7 +1,7 @@
 """Accounts are separate: one organisation's account cannot see another's objects or users.
 
-Facts: Floe gives each organisation its own Snowflake account (docs/architecture.md, DESIGN.md
-"Isolation, by construction"); security-access-control-overview
+Facts: Floe gives each organisation its own Snowflake account (docs/architecture.md, "Isolation");
+security-access-control-overview
 (https://docs.snowflake.com/en/user-guide/security-access-control-overview): every securable object sits in
 a container hierarchy and "all databases for your Snowflake account are contained in the account object";
 §4 integrations and their IAM user are per account.

@@ -1,6 +1,6 @@
 """Login: key pairs, key rotation, passwords and service users.
 
-Facts: ../shared/reference/snowflake-facts.md §7 (service users, key pairs, connector).
+Facts: docs/snowflake-facts.md §7 (service users, key pairs, connector).
 """
 
 from __future__ import annotations

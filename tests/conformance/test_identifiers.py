@@ -1,6 +1,6 @@
 """Identifiers: unquoted names fold to upper case; quoted names keep case and any character.
 
-Facts: ../shared/reference/snowflake-facts.md §9 (identifiers and quoting), §2 (SYSTEM$PIPE_STATUS with a
+Facts: docs/snowflake-facts.md §9 (identifiers and quoting), §2 (SYSTEM$PIPE_STATUS with a
 case-sensitive name). Floe's renderer double-quotes every identifier, so the stand-in must too.
 """
 

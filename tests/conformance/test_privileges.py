@@ -1,6 +1,6 @@
 """What a non-owner role can do with a pipe and its load history.
 
-Facts: ../shared/reference/snowflake-facts.md §1 (REFRESH privileges), §2 (COPY_HISTORY and
+Facts: docs/snowflake-facts.md §1 (REFRESH privileges), §2 (COPY_HISTORY and
 SYSTEM$PIPE_STATUS access).
 """
 

@@ -1,6 +1,6 @@
 """Snowpipe through `ALTER PIPE … REFRESH` and what COPY_HISTORY / SYSTEM$PIPE_STATUS say about it.
 
-Facts: ../shared/reference/snowflake-facts.md §1 (REFRESH), §2 (load-status sources), §5 (objects, DDL).
+Facts: docs/snowflake-facts.md §1 (REFRESH), §2 (load-status sources), §5 (objects, DDL).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """S3 storage integrations, the IAM trust handshake and the three locks on a prefix.
 
-Facts: ../shared/reference/snowflake-facts.md §4 (storage integrations), §5 (stages).
+Facts: docs/snowflake-facts.md §4 (storage integrations), §5 (stages).
 """
 
 from __future__ import annotations

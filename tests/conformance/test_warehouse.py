@@ -1,6 +1,6 @@
 """Which statements need a running warehouse, and auto-resume.
 
-Facts: ../shared/reference/snowflake-facts.md §2 (COPY_HISTORY is a SELECT; SHOW needs no warehouse),
+Facts: docs/snowflake-facts.md §2 (COPY_HISTORY is a SELECT; SHOW needs no warehouse),
 §6 (auto-resume, billing per resume).
 """
 

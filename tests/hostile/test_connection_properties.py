@@ -20,15 +20,15 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from kernel import render
-from kernel.config import ORG_ID_PATTERN, Settings
+from kernel.config import Settings
 from kernel.connections import (
     ACCOUNT_PATTERN,
-    CONNECTION_ID_PATTERN,
     SECRET_REF_PATTERN,
     Connection,
     ConnectionStatus,
     InvalidConnection,
 )
+from kernel.identifiers import CONNECTION_ID_PATTERN, ORG_ID_PATTERN
 from kernel.render import RenderError, Target
 
 SETTINGS = Settings()

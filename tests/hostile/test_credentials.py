@@ -1,5 +1,5 @@
 """Hostile and changing credentials over the local stack: a secret that holds no usable key, a missing
-secret, a key rotated between ticks (Snowflake's RSA_PUBLIC_KEY_2 procedure, snowflake-facts.md §7), a
+secret, a key rotated between ticks (Snowflake's RSA_PUBLIC_KEY_2 procedure, docs/snowflake-facts.md §7), a
 secret updated before its public key is registered, and a key Snowflake no longer accepts.
 
 Every failure must be a clear error in the run report with nothing moved: the file stays in the live

@@ -9,7 +9,6 @@ login or statement (the stand-in's `stats`).
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +19,12 @@ from hypothesis import strategies as st
 
 from devstack.snowflake.server import StandIn
 from kernel.connections import open_store
+from kernel.identifiers import CONNECTION_ID_PATTERN
 from loader.event import InvalidEvent, LoaderEvent
 from loader.handler import run
 from loader.tick import Deadline
 
-CONNECTION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
+CONNECTION_ID = CONNECTION_ID_PATTERN  # the rows' rule: an event names a connection a row can hold
 MESSAGE_MAX = 1000  # a refusal is a sentence or two, however large the event: it lands in a log line
 
 scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=50)

@@ -20,7 +20,8 @@ import pytest
 
 from devstack.aws import MotoServer
 from devstack.snowflake.server import StandIn
-from kernel.config import Settings, layout_regex
+from kernel.config import Settings
+from kernel.layout import layout_regex
 from kernel.render import Target
 from loader.snowpipe import Snowpipe
 

@@ -1,4 +1,4 @@
-"""The edges of Snowpipe's memory (snowflake-facts.md §1, §2, §5): a re-created pipe, REFRESH's 7-day
+"""The edges of Snowpipe's memory (docs/snowflake-facts.md §1, §2, §5): a re-created pipe, REFRESH's 7-day
 window, loads that outlast the Lambda's budget, and COPY_HISTORY lagging behind the load. Each must still
 end with every event exactly once in the table or its file exactly once in the dead-letter prefix."""
 
@@ -97,7 +97,7 @@ def test_copy_history_lagging_past_the_budget_delays_the_delete_but_loads_once(w
 
 
 def test_copy_history_lagging_past_the_stranded_grace_period_loads_once(world: World) -> None:
-    """COPY_HISTORY's latency is undocumented (snowflake-facts.md §2). A load whose record is later than
+    """COPY_HISTORY's latency is undocumented (docs/snowflake-facts.md §2). A load whose record is later than
     FLOE_STRANDED_AFTER_SECONDS (1 h) looks stranded: REFRESH does not resend it, nothing is pending."""
     world.standin.control.configure(ACCOUNT, history_lag_seconds=2 * 3600)
     world.write(ORG, "late-record")

@@ -44,7 +44,7 @@ def _setup(server: StandIn, trust_ok: bool = True) -> Any:
         f"STORAGE_ALLOWED_LOCATIONS = ('s3://{BUCKET}/{PREFIX}')",
     )
     user_arn, external_id = _external_id(conn)
-    # A trust without the integration's external id is the "missing trust" case (facts §4).
+    # A trust without the integration's external id is the "missing trust" case (docs/snowflake-facts.md §4).
     make_role("acme", user_arn, external_id if trust_ok else "another-external-id", PREFIX)
     run(conn, "CREATE FILE FORMAT JSON_GZ TYPE = JSON COMPRESSION = GZIP")
     run(
@@ -111,7 +111,7 @@ def test_bad_rows_follow_on_error(standin: StandIn) -> None:
     run(conn, "ALTER PIPE P REFRESH")
     standin.control.drain("acme")
     row = run(conn, HISTORY)[0]
-    assert row[1:5] == ("Load failed", 0, 3, 2)  # SKIP_FILE is Snowpipe's default (facts §5)
+    assert row[1:5] == ("Load failed", 0, 3, 2)  # SKIP_FILE is Snowpipe's default (docs/snowflake-facts.md §5)
     assert row[6] == 2
     run(conn, PIPE.replace("FILE_FORMAT", "ON_ERROR = CONTINUE FILE_FORMAT"))
     run(conn, "ALTER PIPE P REFRESH")
@@ -123,7 +123,7 @@ def test_old_files_paused_pipes_and_lag(standin: StandIn) -> None:
     conn = _setup(standin)
     _put("old.json.gz", gz_lines({"id": 1}))
     standin.control.advance_clock(8 * 86400)
-    assert run(conn, "ALTER PIPE P REFRESH") == []  # facts §1: only files staged within 7 days
+    assert run(conn, "ALTER PIPE P REFRESH") == []  # docs/snowflake-facts.md §1: only files staged within 7 days
     _put("new.json.gz", gz_lines({"id": 2}))
     run(conn, "ALTER PIPE P SET PIPE_EXECUTION_PAUSED = TRUE")
     assert run(conn, "ALTER PIPE P REFRESH") == [("new.json.gz", "SENT")]

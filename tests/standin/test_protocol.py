@@ -54,7 +54,7 @@ def test_passwords_and_roles(acme: StandIn) -> None:
     _service_user(acme, public_key_text(key))
     with connect(acme, "acme") as admin:
         run(admin, "ALTER USER LOADER SET PASSWORD = 'secret'")
-    with pytest.raises(DatabaseError):  # facts §7: a SERVICE user cannot use a password
+    with pytest.raises(DatabaseError):  # docs/snowflake-facts.md §7: a SERVICE user cannot use a password
         connect(acme, "acme", user="LOADER", password="secret")
     with pytest.raises(DatabaseError) as role:
         connect(acme, "acme", user="LOADER", private_key=der(key), role="ACCOUNTADMIN")

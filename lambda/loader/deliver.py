@@ -1,0 +1,278 @@
+"""The busy path of a tick: log in, keep stage and pipe current, submit, follow, settle.
+
+Imported by `loader.tick` only when the live prefix holds files. Each step returns what it found; the
+tick writes the resulting `Delivery` into its report.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from tenacity import Retrying, retry_if_result, wait_exponential
+
+from kernel import snowflake_session
+from kernel.config import aws_account_id
+from kernel.errors import FloeError
+from kernel.render import Target, template_version
+from kernel.secrets import read_credentials
+from loader.plan import (
+    HISTORY_RETENTION,
+    Decision,
+    FilePlan,
+    LiveFile,
+    found_in_table,
+    history_start,
+    latest_records,
+    needs_history_first,
+    plan_files,
+    stranded,
+    unsettled,
+)
+from loader.snowpipe import RefreshSubmitter, Snowpipe
+from loader.tick import Deadline, Edges, Work
+from provisioner.provision import ProvisionState, apply_objects, deferred, plan_objects
+
+if TYPE_CHECKING:
+    from tenacity import RetryCallState
+
+    from kernel.snowflake_objects import PipeStatus
+    from loader.storage import DeadLetterEntry, OrgStorage
+
+
+class ProvisionFailed(FloeError):
+    """Stage or pipe could not be brought to the current template version."""
+
+
+@dataclass
+class Settlement:
+    """What settling moved: counted when a file is deleted from the live prefix (the commit point)."""
+
+    files_loaded: int = 0
+    events_delivered: int = 0
+    files_dead_lettered: int = 0
+    dead_letter_manifest: str | None = None
+    files_in_flight: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def add(self, other: Settlement) -> None:
+        self.files_loaded += other.files_loaded
+        self.events_delivered += other.events_delivered
+        self.files_dead_lettered += other.files_dead_lettered
+        self.dead_letter_manifest = other.dead_letter_manifest or self.dead_letter_manifest
+        self.files_in_flight += other.files_in_flight
+        self.warnings += other.warnings
+
+
+@dataclass
+class Delivery:
+    """What a busy tick did, for the report."""
+
+    files_sent: int = 0
+    files_restaged: int = 0
+    settlement: Settlement = field(default_factory=Settlement)
+    snowflake_statements: int = 0
+    pipe_state: str | None = None
+    error: str | None = None  # the connection needs a person (e.g. a paused pipe); files stay live
+    warnings: list[str] = field(default_factory=list)
+
+
+def deliver(work: Work, edges: Edges, deadline: Deadline) -> Delivery:
+    settings, connection = edges.settings, work.connection
+    target = Target.from_connection(connection, settings, aws_account_id(settings))  # fails before a login
+    credentials = read_credentials(connection.secret_ref, edges.secrets)
+    tag = json.dumps({"app": "floe", "connection_id": connection.connection_id, "run_id": work.run_id})
+    session = snowflake_session.open_session(connection, credentials, settings, query_tag=tag)
+    pipe = Snowpipe(session, target, settings.retry_attempts)
+    delivery = Delivery()
+    try:
+        if warning := _keep_current(work, pipe, edges):
+            delivery.warnings.append(warning)
+        _load(delivery, work, pipe, edges, deadline)
+    finally:
+        delivery.snowflake_statements = pipe.statements
+        session.close()
+    return delivery
+
+
+def _keep_current(work: Work, pipe: Snowpipe, edges: Edges) -> str | None:
+    """Re-create stage and pipe when the templates changed; the row's version is the only check on the
+    steady-state path (no Snowflake statement). A changed pipe waits until the old one has settled.
+    Returns a warning when the change must wait."""
+    connection = work.connection
+    if connection.template_version == template_version(pipe.target):
+        return None
+    plan = plan_objects(pipe.session, pipe.target)
+    if plan.recreates_existing_pipe and _old_pipe_busy(pipe, work.files, edges.now()):
+        return deferred(connection.connection_id, pipe.target, plan).detail
+    outcome = apply_objects(pipe.session, pipe.target, connection, work.lease, plan, store=edges.store)
+    if outcome.state is ProvisionState.ERROR:
+        raise ProvisionFailed(f"bringing stage and pipe to template v{outcome.template_version}: {outcome.detail}")
+    return None
+
+
+def _old_pipe_busy(pipe: Snowpipe, files: list[LiveFile], now: datetime) -> bool:
+    """Re-creating a pipe forgets its load history (docs/snowflake-facts.md §5), so it waits while the old
+    pipe has queued files, a listed file has a load record (not yet settled), or a listed file without a
+    record is older than the pipe's last ingestion (its record may still be on its way)."""
+    status = pipe.status()
+    if status.pending_file_count:
+        return True
+    records = latest_records(pipe.history(history_start(files, now)))
+    if any(f.key in records for f in files):
+        return True
+    last = status.last_ingested
+    return last is not None and any(f.last_modified <= last for f in files)
+
+
+def _load(delivery: Delivery, work: Work, pipe: Snowpipe, edges: Edges, deadline: Deadline) -> None:
+    files, storage = work.files, work.storage
+    batch = {"run_id": work.run_id, "connection_id": work.connection.connection_id, "organisation_id": work.org_id}
+    now = edges.now()
+    history = latest_records(pipe.history(history_start(files, now))) if needs_history_first(files, now) else {}
+    plans = plan_files(files, history, now)
+    delivery.files_restaged = _restage(plans, storage)
+    if early := _loaded_before_pipe(pipe, plans):
+        delivery.settlement.add(_settle(batch, early, storage))  # before REFRESH, which would send them again
+        settled = {p.file.key for p in early}
+        files = [f for f in files if f.key not in settled]
+        plans = [p for p in plans if p.file.key not in settled]
+    to_send = [p.file for p in plans if p.decision is Decision.SEND]
+    sent = RefreshSubmitter(pipe, work.layout.fixed_head).submit(to_send)
+    delivery.files_sent = len(sent)
+    plans = _follow(pipe, files, sent, edges, deadline)
+    status = _status_if_needed(pipe, plans, sent, edges.now(), edges.settings.stranded_after_seconds)
+    if status is not None:
+        delivery.pipe_state = status.execution_state
+        if not status.running:
+            delivery.error = _stopped_pipe(pipe, status, plans)
+        else:
+            plans = _with_stranded(plans, sent, status, pipe, edges)
+    delivery.settlement.add(_settle(batch, plans, storage))
+
+
+def _restage(plans: list[FilePlan], storage: OrgStorage) -> int:
+    restaged = [p for p in plans if p.restage]
+    for plan in restaged:
+        storage.restage(plan.file.key)
+    return len(restaged)
+
+
+def _loaded_before_pipe(pipe: Snowpipe, plans: list[FilePlan]) -> list[FilePlan]:
+    """Files staged before the pipe was (re-)created may have been loaded by an earlier pipe whose load
+    history is gone (docs/snowflake-facts.md §5), and REFRESH would send them again. The table's lineage
+    says which. Costs one SHOW (no warehouse) per busy tick; the lineage query runs only when such files
+    exist."""
+    candidates = [p for p in plans if p.decision is Decision.SEND]
+    if not candidates:
+        return []
+    created = pipe.created_on()
+    if created is not None:
+        created = created.replace(microsecond=0)  # S3's LastModified has whole seconds
+    return _in_table(pipe, [p for p in candidates if created is None or p.file.last_modified < created])
+
+
+def _in_table(pipe: Snowpipe, plans: list[FilePlan]) -> list[FilePlan]:
+    """Those of `plans` whose rows the table already holds, as DELETE plans (`plan.found_in_table`)."""
+    if not plans:
+        return []
+    # Snowflake's own memory of a load ends after 14 days (docs/snowflake-facts.md §1, §2); so does this.
+    since = datetime.now(UTC) - HISTORY_RETENTION
+    return found_in_table(plans, pipe.rows_in_table([p.file.key for p in plans], since))
+
+
+def _follow(
+    pipe: Snowpipe, files: list[LiveFile], sent: frozenset[str], edges: Edges, outer: Deadline
+) -> list[FilePlan]:
+    """Poll COPY_HISTORY (one query per poll, all files) with exponential backoff until every sent or
+    in-progress file is terminal, or the time budget (less the margin) runs out."""
+    settings = edges.settings
+    start = history_start(files, edges.now())
+    # Files still loading are the next tick's; following them for the Lambda's whole life only burns
+    # warehouse time (a paused pipe would keep the tick polling).
+    deadline = outer.within(Deadline.after(settings.follow_seconds))
+    if sent:
+        edges.sleep(max(0.0, min(settings.poll_first_seconds, deadline.remaining() - settings.time_margin_seconds)))
+
+    def poll() -> list[FilePlan]:
+        return plan_files(files, latest_records(pipe.history(start)), edges.now())
+
+    def out_of_time(state: RetryCallState) -> bool:
+        return deadline.remaining() - (state.upcoming_sleep or 0.0) < settings.time_margin_seconds
+
+    retrying = Retrying(
+        sleep=edges.sleep,
+        retry=retry_if_result(lambda plans: bool(unsettled(plans, sent))),
+        wait=wait_exponential(multiplier=settings.poll_first_seconds or 0.1, max=settings.poll_max_seconds),
+        stop=out_of_time,
+        retry_error_callback=lambda state: state.outcome.result() if state.outcome else [],
+    )
+    result: list[FilePlan] = retrying(poll)
+    return result
+
+
+def _status_if_needed(
+    pipe: Snowpipe, plans: list[FilePlan], sent: frozenset[str], now: datetime, stranded_after_seconds: float
+) -> PipeStatus | None:
+    """Ask the pipe's state only when something is off: files still waiting, or files REFRESH ignores."""
+    stranded_after = timedelta(seconds=stranded_after_seconds)
+    waiting = [p for p in plans if p.decision in (Decision.WAIT, Decision.SEND)]
+    old_unsent = [p for p in waiting if p.file.key not in sent and now - p.file.last_modified >= stranded_after]
+    if not waiting or not (old_unsent or unsettled(plans, sent)):
+        return None
+    return pipe.status()
+
+
+def _stopped_pipe(pipe: Snowpipe, status: PipeStatus, plans: list[FilePlan]) -> str:
+    waiting = sum(1 for p in plans if p.decision in (Decision.WAIT, Decision.SEND))
+    return (
+        f"pipe {pipe.target.pipe} is {status.execution_state}: {waiting} files wait. "
+        f"Resume it with ALTER PIPE {pipe.target.qualified_pipe} SET PIPE_EXECUTION_PAUSED = FALSE"
+    )
+
+
+def _with_stranded(
+    plans: list[FilePlan], sent: frozenset[str], status: PipeStatus, pipe: Snowpipe, edges: Edges
+) -> list[FilePlan]:
+    """Files REFRESH will not send while the pipe has nothing pending, past the grace period, are
+    dead-lettered, unless the table shows they loaded (their COPY_HISTORY record may be on its way)."""
+    stranded_after = timedelta(seconds=edges.settings.stranded_after_seconds)
+    candidates = stranded(plans, sent, status.pending_file_count, edges.now(), stranded_after)
+    loaded = {p.file.key: p for p in _in_table(pipe, candidates)}
+    replaced = {p.file.key: loaded.get(p.file.key, p) for p in candidates}
+    return [replaced.get(p.file.key, p) for p in plans]
+
+
+def _settle(batch: dict[str, str], plans: list[FilePlan], storage: OrgStorage) -> Settlement:
+    """Delete loaded files; copy failed ones to the dead-letter prefix with a manifest, then delete them.
+    A file whose copy or delete S3 refuses stays live, counted in flight."""
+    result = Settlement()
+    loaded = [p for p in plans if p.decision is Decision.DELETE]
+    failed = [p for p in plans if p.decision is Decision.DEAD_LETTER]
+    if failed:
+        entries = storage.copy_to_dead_letter(failed)
+        copied = {entry.original_key for entry in entries}
+        if len(copied) < len(failed):
+            result.warnings.append(f"S3 refused {len(failed) - len(copied)} dead-letter copies; they stay live")
+        failed = [p for p in failed if p.file.key in copied]
+        if failed:
+            result.dead_letter_manifest = storage.write_manifest(batch["run_id"], _manifest(batch, entries))
+            result.files_dead_lettered = len(failed)
+    settled = loaded + failed
+    refused = set(storage.delete([p.file.key for p in settled])) if settled else set()
+    result.files_loaded = sum(1 for p in loaded if p.file.key not in refused)
+    result.events_delivered = sum(p.record.row_count for p in settled if p.record and p.file.key not in refused)
+    result.files_in_flight = sum(1 for p in plans if p.decision in (Decision.WAIT, Decision.SEND)) + len(refused)
+    if refused:
+        result.warnings.append(f"S3 refused to delete {len(refused)} settled files; the next tick retries")
+    return result
+
+
+def _manifest(batch: dict[str, str], entries: list[DeadLetterEntry]) -> dict[str, Any]:
+    return {
+        **batch,
+        "dead_lettered_at": datetime.now(UTC).isoformat(),
+        "files": [entry.__dict__ for entry in entries],
+    }
