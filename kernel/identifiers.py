@@ -18,9 +18,9 @@ AWS_ACCOUNT_PATTERN = re.compile(r"[0-9]{12}")
 def identifier_problem(value: object) -> str | None:
     """Why `value` is not safe as one quoted identifier part, or None if it is.
 
-    Quoting makes any character inert (docs/snowflake-facts.md §9), so the rule keeps out what would mislead a reviewer or
-    break a line-based tool: control and invisible characters, compatibility look-alikes (NFKC changes
-    them: fullwidth quotes, ligatures), and leading or trailing spaces.
+    Quoting makes any character inert (docs/snowflake-facts.md §9), so the rule keeps out what would
+    mislead a reviewer or break a line-based tool: control and invisible characters, compatibility
+    look-alikes (NFKC changes them: fullwidth quotes, ligatures), and leading or trailing spaces.
     """
     if not isinstance(value, str):
         return f"must be a string, not {type(value).__name__}"

@@ -96,7 +96,8 @@ def ident(value: object) -> SqlText:
 
 
 def literal(value: object) -> SqlText:
-    """A single-quoted string: `\\` escaped first, then `'` doubled (backslash is an escape, docs/snowflake-facts.md §9).
+    """A single-quoted string: `\\` escaped first, then `'` doubled (backslash is an escape,
+    docs/snowflake-facts.md §9).
 
     Also takes SqlText, so a quoted identifier can be passed as a string (SYSTEM$PIPE_STATUS('"D"."S"."P"')).
     """

@@ -28,7 +28,8 @@ def bad_credentials() -> LoginError:
 
 
 def load_public_key(text: str) -> RSAPublicKey:
-    """``RSA_PUBLIC_KEY='MIIB…'``: base64 DER without PEM delimiters (docs/snowflake-facts.md §7); PEM is accepted too."""
+    """``RSA_PUBLIC_KEY='MIIB…'``: base64 DER without PEM delimiters (docs/snowflake-facts.md §7); PEM is
+    accepted too."""
     body = "".join(line for line in text.strip().splitlines() if not line.startswith("-----"))
     key = serialization.load_der_public_key(base64.b64decode(body))
     if not isinstance(key, RSAPublicKey):

@@ -224,7 +224,8 @@ class Account:
     file_formats: dict[QualifiedName, NamedFileFormat] = field(default_factory=dict)
     stages: dict[QualifiedName, Stage] = field(default_factory=dict)
     pipes: dict[QualifiedName, Pipe] = field(default_factory=dict)
-    # Bulk COPY load metadata per table: file key -> (eTag, loaded at) (docs/snowflake-facts.md §1: 64 days, eTag-sensitive).
+    # Bulk COPY load metadata per table: file key -> (eTag, loaded at)
+    # (docs/snowflake-facts.md §1: 64 days, eTag-sensitive).
     table_load_metadata: dict[QualifiedName, dict[str, tuple[str, float]]] = field(default_factory=dict)
     history: list[LoadRecord] = field(default_factory=list)
     settings: Settings = field(default_factory=Settings)

@@ -101,7 +101,8 @@ _STAGE_REFERENCE = re.compile(rf"@{_NAME_PART}(?:\.{_NAME_PART})*(?:/[^\s()]*)?"
 
 
 def _stage_reference(text: str) -> str:
-    """``@db."My Stage"/path`` at the start of `text`: quoted parts may hold spaces and dots (docs/snowflake-facts.md §9)."""
+    """``@db."My Stage"/path`` at the start of `text`: quoted parts may hold spaces and dots
+    (docs/snowflake-facts.md §9)."""
     match = _STAGE_REFERENCE.match(text)
     return match.group(0) if match else text.split(maxsplit=1)[0] if text.strip() else ""
 
@@ -234,7 +235,8 @@ def alter_pipe(ctx: Context, p: Parser) -> tuple[str, Result]:
     pipe = get_pipe(ctx, name)
     refreshing = p.accept("REFRESH")
     options = p.options() if refreshing else _set_options(p)
-    # docs/snowflake-facts.md §1: a non-owner may REFRESH, pause and resume with OPERATE; other properties need OWNERSHIP.
+    # docs/snowflake-facts.md §1: a non-owner may REFRESH, pause and resume with OPERATE; other properties
+    # need OWNERSHIP.
     needed = "OPERATE" if refreshing or set(options) <= {"PIPE_EXECUTION_PAUSED"} else "OWNERSHIP"
     if not pipe_allows(ctx, pipe.owner, display(pipe.name), needed):
         raise does_not_exist("Pipe", display(pipe.name))

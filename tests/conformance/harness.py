@@ -467,7 +467,7 @@ class Target(abc.ABC):
             keys.extend(obj["Key"] for obj in page.get("Contents", []))
         return keys
 
-    # -- IAM + integration + stage + pipe (docs/snowflake-facts.md §4, §5) --------------------------------------------------
+    # -- IAM + integration + stage + pipe (docs/snowflake-facts.md §4, §5) ------------------------------------
 
     @abc.abstractmethod
     def aws_account_id(self) -> str: ...
