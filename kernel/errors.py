@@ -18,8 +18,8 @@ MESSAGE_LIMIT = 500  # characters of an error a report or a log line carries
 
 
 def describe(error: BaseException) -> str:
-    """The one line a report, a log line or the CLI shows for `error`: a `FloeError`'s own message,
+    """The one line a report, a log line or the CLI shows for `error`: a `FloeError`'s kind and message,
     trimmed; for anything else only its type, since its text may hold anything (a DSN, a key)."""
     if isinstance(error, FloeError):
-        return str(error)[:MESSAGE_LIMIT]
+        return f"{type(error).__name__}: {error}"[:MESSAGE_LIMIT]
     return f"unexpected {type(error).__name__} (a bug in Floe: see the log's traceback)"
