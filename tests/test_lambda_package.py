@@ -64,10 +64,13 @@ def project(tmp_path: Path) -> Path:
         "pyproject.toml": (
             '[project]\nname = "fixture"\nversion = "0"\ndependencies = ["floe-fixture-dep", "boto3>=1"]\n'
         ),
+        "kernel/__init__.py": "",
+        "kernel/config.py": "SETTING = 1\n",
+        "kernel/notes.txt": "not package data\n",
+        "kernel/__pycache__/stale.cpython-311.pyc": "stale",
         "provisioner/__init__.py": "",
-        "provisioner/config.py": "SETTING = 1\n",
-        "provisioner/notes.txt": "not package data\n",
-        "provisioner/__pycache__/stale.cpython-311.pyc": "stale",
+        "floe/__init__.py": "",
+        "floe/cli.py": "",
         "lambda/loader/__init__.py": "",
         "lambda/loader/handler.py": "def handler(event, context):\n    return {'ok': True}\n",
         "sql_templates/__init__.py": "",
@@ -141,13 +144,14 @@ def test_the_zip_holds_the_handler_templates_and_runtime_dependencies_only(
     assert {
         "loader/handler.py",
         f"loader/__pycache__/handler.cpython-{HERE_VERSION.replace('.', '')}.pyc",
-        "provisioner/config.py",
+        "kernel/config.py",
+        "provisioner/__init__.py",
         "sql_templates/pipe.sql",
         "floe_fixture_dep/__init__.py",
         "floe_fixture_dep-1.0.dist-info/METADATA",
     } <= set(names)
     top_level = {name.split("/")[0] for name in names}
-    assert not top_level & {"boto3", "boto3-1.40.0.dist-info", "devstack", "tests", "bin", ".lock"}
+    assert not top_level & {"boto3", "boto3-1.40.0.dist-info", "floe", "devstack", "tests", "bin", ".lock"}
     assert not [name for name in names if name.endswith((".txt", "stale.cpython-311.pyc"))]
     assert {info.date_time for info in infos} == {(1980, 1, 1, 0, 0, 0)}
     assert {info.external_attr >> 16 for info in infos} == {0o100644}
@@ -223,5 +227,5 @@ def test_the_real_artifact_builds_twice_to_the_same_bytes_within_lambdas_limits(
     assert first.unzipped_bytes < UNZIPPED_LIMIT
     with zipfile.ZipFile(first.path) as archive:
         tops = {name.split("/")[0] for name in archive.namelist()}
-    assert {"loader", "provisioner", "sql_templates", "snowflake", "psycopg"} <= tops
+    assert {"kernel", "loader", "provisioner", "sql_templates", "snowflake", "psycopg"} <= tops
     assert not tops & {"boto3", "botocore", "moto", "fakesnow", "pytest", "devstack", "tests"}

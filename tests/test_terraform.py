@@ -301,7 +301,7 @@ def test_variable_defaults_mirror_the_loaders_defaults() -> None:
 def test_the_loader_environment_names_only_variables_the_code_reads() -> None:
     expression = _module()["locals"]["loader_environment"]
     names = set(re.findall(r"\b(FLOE_[A-Z_]+) =", expression))
-    read = set(re.findall(r'"(FLOE_[A-Z_]+)"', (ROOT / "provisioner" / "config.py").read_text()))
+    read = set(re.findall(r'"(FLOE_[A-Z_]+)"', (ROOT / "kernel" / "config.py").read_text()))
     assert names == {
         "FLOE_BUCKET",
         "FLOE_LIVE_PREFIX",
@@ -321,7 +321,7 @@ def test_the_loader_environment_names_only_variables_the_code_reads() -> None:
 
 def test_the_dispatcher_environment_names_only_variables_the_code_reads() -> None:
     (environment,) = _resource("aws_lambda_function", "dispatcher")["environment"]
-    sources = [ROOT / "provisioner" / "config.py", ROOT / "lambda" / "loader" / "dispatch.py"]
+    sources = [ROOT / "kernel" / "config.py", ROOT / "lambda" / "loader" / "dispatch.py"]
     read = {name for path in sources for name in re.findall(r'"(FLOE_[A-Z_]+)"', path.read_text())}
     assert set(environment["variables"]) == {"FLOE_CONNECTIONS_DSN", "FLOE_LOADER_FUNCTION"}
     assert set(environment["variables"]) <= read
