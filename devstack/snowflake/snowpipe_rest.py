@@ -36,7 +36,6 @@ MAX_PATH_BYTES = 1024  # insertFiles: each path "<= 1024 bytes" serialised as UT
 EVENTS_KEPT = 10_000  # insertReport keeps "the 10,000 most recent events"
 EVENT_TTL = 600.0  # … "for at most 10 minutes"
 SCAN_LIMIT = 10_000  # loadHistoryScan returns up to 10,000 items
-HISTORY_TTL = pipes.HISTORY_TTL
 
 _STATUS = {"Loaded": "LOADED", "Load failed": "LOAD_FAILED", "Partially loaded": "PARTIALLY_LOADED"}
 _NAME_PART = re.compile(r'"((?:[^"]|"")*)"|([^."]+)')
@@ -305,7 +304,7 @@ def scan(account: Account, pipe: Pipe, now: float, start: float, end: float) -> 
             r
             for r in account.history
             if r.pipe_id == pipe.id and r.visible_at <= now and start <= r.last_load_time < end
-            if now - r.last_load_time <= HISTORY_TTL
+            if now - r.last_load_time <= pipes.HISTORY_TTL
         ),
         key=lambda r: r.last_load_time,
     )
