@@ -123,6 +123,212 @@ def test_every_tf_file_parses(path: Path) -> None:
     assert _parse(path), f"{path.name} parsed to nothing"
 
 
+# ------------------------------------------------------------------ provider arguments
+
+_ARGUMENTS_FILE = ROOT / "tests" / "data" / "aws_provider_arguments.json"
+_EXPLICIT = SerializationOptions(with_comments=False, explicit_blocks=True, strip_string_quotes=True)
+
+
+@cache
+def _provider_arguments() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(_ARGUMENTS_FILE.read_text(encoding="utf-8"))
+    return loaded
+
+
+def _is_block(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) and v.get("__is_block__") for v in value)
+
+
+def _check_body(body: Block, schema: Block, where: str, *, meta: Block | None = None) -> list[str]:
+    """Unknown argument or block names in one block body (recursing into nested and dynamic blocks)."""
+    problems: list[str] = []
+    arguments = set(schema["arguments"]) | set(meta["arguments"] if meta else ())
+    blocks: dict[str, Block] = {**schema["blocks"], **(meta["blocks"] if meta else {})}
+    for key, value in body.items():
+        if key == "__is_block__":
+            continue
+        # dynamic "label" { for_each = …, content { … } } parses to [{label: {for_each, content}}].
+        if key == "dynamic" and isinstance(value, list):
+            for entry in value:
+                for label, dynamic in entry.items():
+                    if label == "__is_block__":
+                        continue
+                    if label not in schema["blocks"]:
+                        problems.append(f"{where}: dynamic block {label!r} is not a block of this type")
+                        continue
+                    for content in dynamic.get("content", []):
+                        problems += _check_body(content, schema["blocks"][label], f"{where}.{label}")
+            continue
+        if _is_block(value):
+            if key not in blocks:
+                problems.append(f"{where}: unknown block {key!r}")
+                continue
+            for nested in value:
+                problems += _check_body(nested, blocks[key], f"{where}.{key}")
+        elif key not in arguments:
+            problems.append(f"{where}: unknown argument {key!r}")
+    return problems
+
+
+def _argument_problems(parsed: dict[str, Any], filename: str) -> list[str]:
+    known = _provider_arguments()
+    problems: list[str] = []
+    for kind in ("resource", "data"):
+        for entry in parsed.get(kind, []):
+            for type_name, named in entry.items():
+                for name, body in named.items():
+                    where = f"{filename}: {kind} {type_name}.{name}"
+                    if type_name not in known[kind]:
+                        problems.append(f"{where}: type not in {_ARGUMENTS_FILE.name}")
+                        continue
+                    problems += _check_body(body, known[kind][type_name], where, meta=known["meta"])
+    return problems
+
+
+def test_the_argument_list_names_its_sources() -> None:
+    known = _provider_arguments()
+    for kind in ("resource", "data"):
+        for type_name, schema in known[kind].items():
+            folder = "resources" if kind == "resource" else "data-sources"
+            assert schema["url"] == (
+                f"https://registry.terraform.io/providers/hashicorp/aws/latest/docs/{folder}/{type_name.removeprefix('aws_')}"
+            )
+
+
+@pytest.mark.parametrize("path", TF_FILES, ids=lambda path: path.name)
+def test_every_argument_is_one_the_provider_documents(path: Path) -> None:
+    parsed = hcl2.loads(path.read_text(encoding="utf-8"), serialization_options=_EXPLICIT)
+    assert _argument_problems(parsed, path.name) == []
+
+
+@pytest.mark.parametrize(
+    ("original", "misspelt", "expected"),
+    [
+        # top level
+        (
+            "  reserved_concurrent_executions = var",
+            "  reserved_concurrency_executions = var",
+            "reserved_concurrency_executions",
+        ),
+        # a nested block's argument
+        ("      sse_algorithm = ", "      sse_algorythm = ", "sse_algorythm"),
+        # a nested block's name
+        (
+            "    noncurrent_version_expiration {",
+            "    noncurrent_versions_expiration {",
+            "noncurrent_versions_expiration",
+        ),
+        # inside a dynamic block's content
+        ("      subnet_ids         = var.vpc_subnet_ids", "      subnet_id          = var.vpc_subnet_ids", "subnet_id"),
+        # a metric_query argument
+        ("    return_data = true", "    returns_data = true", "returns_data"),
+        # a data source's nested block
+        ("      identifiers = [aws_iam_role.loader.arn]", "      identifier = [aws_iam_role.loader.arn]", "identifier"),
+        # a meta-argument block
+        ('      error_message = "live_root', '      error_msg = "live_root', "error_msg"),
+    ],
+)
+def test_a_misspelt_argument_fails(original: str, misspelt: str, expected: str) -> None:
+    """Feeds a mutated copy of the module to the check above: each misspelling must be reported."""
+    texts = {path.name: path.read_text(encoding="utf-8") for path in TF_FILES}
+    (filename,) = [name for name, text in texts.items() if original in text]
+    mutated = texts[filename].replace(original, misspelt, 1)
+    assert _argument_problems(hcl2.loads(texts[filename], serialization_options=_EXPLICIT), filename) == []
+    problems = _argument_problems(hcl2.loads(mutated, serialization_options=_EXPLICIT), filename)
+    assert len(problems) == 1, problems
+    assert repr(expected) in problems[0]
+
+
+def test_an_unlisted_resource_type_fails() -> None:
+    parsed = hcl2.loads('resource "aws_s3_bucket_acl" "x" {\n  bucket = "b"\n}\n', serialization_options=_EXPLICIT)
+    assert _argument_problems(parsed, "x.tf") == [
+        "x.tf: resource aws_s3_bucket_acl.x: type not in aws_provider_arguments.json"
+    ]
+
+
+# ------------------------------------------------------------------ terraform fmt
+
+_ASSIGN = re.compile(r'^(?P<indent> *)(?P<key>[A-Za-z_][\w-]*|"[^"]*") *=(?!=)(?P<rest>.*)$')
+_OPEN, _CLOSE = "([{", ")]}"
+
+
+def _net_brackets(text: str) -> int:
+    """Opening minus closing brackets outside string literals (and heredocs count as opening)."""
+    depth, in_string, escaped = 0, False, False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char == "#":
+            break
+        elif char in _OPEN:
+            depth += 1
+        elif char in _CLOSE:
+            depth -= 1
+    return depth + (1 if "<<" in text and not in_string else 0)
+
+
+def fmt_problems(text: str) -> list[str]:
+    """What `terraform fmt` would change in `=` alignment, indentation and whitespace.
+
+    hclwrite aligns the `=` of consecutive one-line attributes (a blank line, a comment line, a block
+    or a multi-line value ends the run) one space after the longest name; a line opening a multi-line
+    value is not part of a run. Indentation is two spaces per nesting level.
+    """
+    problems: list[str] = []
+    run: list[tuple[int, re.Match[str]]] = []
+
+    def close() -> None:
+        if run:
+            width = max(len(m["indent"]) + len(m["key"]) for _, m in run)
+            for number, m in run:
+                equals_at = len(m.string) - len(m.string[m.string.index("=", len(m["indent"]) + len(m["key"])) :])
+                if equals_at != width + 1:
+                    problems.append(
+                        f"line {number}: '=' at column {equals_at + 1}, terraform fmt puts it at {width + 2}"
+                    )
+        run.clear()
+
+    depth = 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line != line.rstrip():
+            problems.append(f"line {number}: trailing whitespace")
+        stripped = line.strip()
+        closes_first = stripped[:1] in _CLOSE
+        expected_indent = 2 * (depth - 1 if closes_first else depth)
+        if stripped and not stripped.startswith("<<") and len(line) - len(line.lstrip(" ")) != expected_indent:
+            problems.append(f"line {number}: indented {len(line) - len(line.lstrip(' '))}, expected {expected_indent}")
+        match = _ASSIGN.match(line)
+        if match and _net_brackets(match["rest"]) == 0:
+            if not match["rest"].startswith(" ") or match["rest"].startswith("  "):
+                problems.append(f"line {number}: one space after '='")
+            run.append((number, match))
+        else:
+            close()
+        depth += _net_brackets(line)
+    close()
+    return problems
+
+
+@pytest.mark.parametrize("path", TF_FILES, ids=lambda path: path.name)
+def test_files_are_laid_out_as_terraform_fmt_leaves_them(path: Path) -> None:
+    assert fmt_problems(path.read_text(encoding="utf-8")) == []
+
+
+def test_the_fmt_check_sees_a_misaligned_run() -> None:
+    good = "x {\n  a   = 1\n  bcd = 2\n  # c\n  e = 3\n  f = [\n    1,\n  ]\n}\n"
+    assert fmt_problems(good) == []
+    assert fmt_problems(good.replace("  a   = 1", "  a = 1")) == ["line 2: '=' at column 5, terraform fmt puts it at 7"]
+    assert fmt_problems(good.replace("  e = 3", "  e  = 3"))
+    assert fmt_problems(good.replace("  e = 3", "   e = 3"))
+
+
 # ------------------------------------------------------------------ least privilege
 
 
