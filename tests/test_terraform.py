@@ -498,7 +498,8 @@ def _session_policy(bucket: str, org: str, connection_secret_arn_prefix: str) ->
             {
                 "Effect": "Allow",
                 "Action": "secretsmanager:GetSecretValue",
-                "Resource": f"{connection_secret_arn_prefix}*",
+                # Secret ARNs end in -XXXXXX: "*" would let connection c-1's session read c-10's.
+                "Resource": f"{connection_secret_arn_prefix}-??????",
             },
         ],
     }
