@@ -12,7 +12,7 @@ resource "aws_lambda_function" "loader" {
   #checkov:skip=CKV_AWS_50:No X-Ray: each run reports itself as one JSON log line and a metrics POST; tracing would add xray:* to the least-privilege role.
   #checkov:skip=CKV_AWS_116:No DLQ on purpose: a tick is stateless and idempotent, the next tick redoes a failed one, and retries are off (event invoke config below).
   #checkov:skip=CKV_AWS_117:VPC is optional (vpc_subnet_ids); the loader needs Snowflake, S3, Secrets Manager and the core API, and a VPC only helps when the connection DB is private.
-  #checkov:skip=CKV_AWS_173:The only sensitive variable is FLOE_CONNECTIONS_DSN, encrypted at rest by Lambda's AWS-managed key; moving it to Secrets Manager is the documented fix (docs/operations.md, Security).
+  #checkov:skip=CKV_AWS_173:No secret in the environment (the DSN is read from the FLOE_CONNECTIONS_DSN_SECRET secret); the ARNs, names and prefixes there are not sensitive, and Lambda's AWS-managed key encrypts them at rest.
   #checkov:skip=CKV_AWS_272:Code signing is not used: the zip is built reproducibly by `floe package` and deployed by this module from the same pipeline.
   function_name = local.loader_name
   description   = "Floe: one Snowpipe load tick for one connection"
@@ -24,9 +24,10 @@ resource "aws_lambda_function" "loader" {
   filename         = var.package_path
   source_code_hash = filebase64sha256(var.package_path)
 
-  timeout                        = var.timeout_seconds
-  memory_size                    = var.memory_mb
-  reserved_concurrent_executions = var.reserved_concurrency
+  timeout     = var.timeout_seconds
+  memory_size = var.memory_mb
+  # -1 is the provider's "no reservation" (the account's unreserved pool).
+  reserved_concurrent_executions = var.reserved_concurrency == null ? -1 : var.reserved_concurrency
 
   environment {
     variables = local.loader_environment
@@ -42,7 +43,7 @@ resource "aws_lambda_function" "loader" {
 
   tags = var.tags
 
-  depends_on = [aws_cloudwatch_log_group.loader, aws_iam_role_policy.loader]
+  depends_on = [aws_cloudwatch_log_group.loader, aws_iam_role_policy.loader, aws_iam_role_policy.loader_data]
 
   lifecycle {
     precondition {
@@ -83,7 +84,7 @@ resource "aws_lambda_function" "dispatcher" {
   #checkov:skip=CKV_AWS_50:No X-Ray, as for the loader.
   #checkov:skip=CKV_AWS_116:No DLQ: the next scheduled run dispatches every active connection again.
   #checkov:skip=CKV_AWS_117:VPC is optional (vpc_subnet_ids), as for the loader.
-  #checkov:skip=CKV_AWS_173:As for the loader: FLOE_CONNECTIONS_DSN is the one sensitive value.
+  #checkov:skip=CKV_AWS_173:As for the loader: no secret in the environment, only the DSN secret's ARN and the loader's name.
   #checkov:skip=CKV_AWS_272:Same artifact as the loader; code signing is not used.
   count         = var.enable_schedule ? 1 : 0
   function_name = local.dispatcher_name
@@ -98,14 +99,15 @@ resource "aws_lambda_function" "dispatcher" {
 
   timeout     = 60
   memory_size = 256
-  # One dispatch at a time: two overlapping schedules would only double the invocations (the
-  # loader's lease makes the second a no-op, but it still costs a Lambda run each).
-  reserved_concurrent_executions = 1
+  # One dispatch at a time when concurrency is reserved at all: two overlapping schedules would only
+  # double the invocations (the loader's lease makes the second a no-op, but it still costs a run each).
+  # Without reserved_concurrency nothing is reserved (new and low-quota accounts refuse any reservation).
+  reserved_concurrent_executions = var.reserved_concurrency == null ? -1 : 1
 
   environment {
     variables = {
-      FLOE_CONNECTIONS_DSN      = var.connections_dsn
-      FLOE_LOADER_FUNCTION = aws_lambda_function.loader.function_name
+      FLOE_CONNECTIONS_DSN_SECRET = local.connections_dsn_secret_arn
+      FLOE_LOADER_FUNCTION        = aws_lambda_function.loader.function_name
     }
   }
 

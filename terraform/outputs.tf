@@ -9,8 +9,28 @@ output "loader_function_arn" {
 }
 
 output "loader_role_arn" {
-  description = "Execution role of the loader (least privilege; see lambda/loader/aws_actions.py)."
+  description = "Execution role of the loader: logs, the DSN and core API token secrets, sts:AssumeRole on the data role (lambda/loader/aws_actions.py)."
   value       = aws_iam_role.loader.arn
+}
+
+output "loader_data_role_arn" {
+  description = "FLOE_LOADER_DATA_ROLE_ARN: the role each tick assumes with a per-organisation session policy (the bucket and connection-secret permissions)."
+  value       = aws_iam_role.loader_data.arn
+}
+
+output "connections_dsn_secret_arn" {
+  description = "FLOE_CONNECTIONS_DSN_SECRET: the secret whose value must be the connection database's DSN (put it in with `aws secretsmanager put-secret-value` when the module created it)."
+  value       = local.connections_dsn_secret_arn
+}
+
+output "snowflake_role_boundary_arn" {
+  description = "Permissions boundary every role under iam_role_path must carry (`floe provision` passes it on CreateRole); the operator policy refuses CreateRole/PutRolePolicy without it."
+  value       = aws_iam_policy.snowflake_role_boundary.arn
+}
+
+output "dashboard_name" {
+  description = "Name of the CloudWatch dashboard of Floe's metrics and alarms."
+  value       = aws_cloudwatch_dashboard.floe.dashboard_name
 }
 
 output "loader_log_group_name" {
@@ -45,6 +65,7 @@ output "alarm_names" {
   description = "Names of the CloudWatch alarms this module created."
   value = concat(
     [
+      aws_cloudwatch_metric_alarm.lag.alarm_name,
       aws_cloudwatch_metric_alarm.dead_lettered.alarm_name,
       aws_cloudwatch_metric_alarm.failed_runs.alarm_name,
       aws_cloudwatch_metric_alarm.loader_errors.alarm_name,

@@ -93,10 +93,15 @@ variable "iam_role_path" {
   }
 }
 
-variable "connections_dsn" {
-  description = "FLOE_CONNECTIONS_DSN: postgresql://… of the connection database. It lands in the function's environment; see docs/operations.md (Security)."
+variable "connections_dsn_secret_arn" {
+  description = "FLOE_CONNECTIONS_DSN_SECRET: full ARN of a Secrets Manager secret whose value is the connection database's postgresql://… DSN. null: the module creates an empty secret named \"<name_prefix>/connections-dsn\" (output connections_dsn_secret_arn) and you put the DSN into it yourself; Terraform never holds the DSN."
   type        = string
-  sensitive   = true
+  default     = null
+
+  validation {
+    condition     = can(regex("^arn:[a-z-]+:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:.+$", coalesce(var.connections_dsn_secret_arn, "arn:aws:secretsmanager:none:000000000000:secret:none")))
+    error_message = "connections_dsn_secret_arn must be a Secrets Manager secret ARN (or null)."
+  }
 }
 
 variable "core_api_url" {
@@ -111,7 +116,7 @@ variable "core_api_token_secret_arn" {
   default     = null
 
   validation {
-    condition     = var.core_api_token_secret_arn == null || can(regex("^arn:[a-z-]+:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:.+$", var.core_api_token_secret_arn))
+    condition     = can(regex("^arn:[a-z-]+:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:.+$", coalesce(var.core_api_token_secret_arn, "arn:aws:secretsmanager:none:000000000000:secret:none")))
     error_message = "core_api_token_secret_arn must be a Secrets Manager secret ARN."
   }
 }
@@ -145,13 +150,14 @@ variable "memory_mb" {
 }
 
 variable "reserved_concurrency" {
-  description = "Most loader runs at once (reserved from the account's pool). Caps Snowflake logins and connection-DB sessions per tick."
+  description = "Concurrency reserved for the loader (caps Snowflake logins and connection-DB sessions per tick); the dispatcher then reserves 1 more. null (default): nothing is reserved for either function, which new and low-quota accounts require (AWS keeps 100 executions unreserved)."
   type        = number
-  default     = 20
+  default     = null
 
   validation {
-    condition     = var.reserved_concurrency >= 1
-    error_message = "reserved_concurrency must be at least 1 (0 would stop the loader; pause connections instead)."
+    # coalesce, not `== null ||`: Terraform before 1.12 evaluates both sides of ||.
+    condition     = coalesce(var.reserved_concurrency, 1) >= 1
+    error_message = "reserved_concurrency must be null or at least 1 (0 would stop the loader; pause connections instead)."
   }
 }
 
@@ -202,9 +208,47 @@ variable "alarm_actions" {
 }
 
 variable "error_alarm_threshold" {
-  description = "Failed runs (report status \"error\") in 5 minutes that raise the failed-runs alarm; crashes and timeouts alarm from the first."
+  description = "Failed runs (RunFailed, report status \"error\") summed over failed_runs_alarm_periods 5-minute periods that raise <prefix>-failed-runs; crashes and timeouts alarm from the first."
   type        = number
   default     = 1
+
+  validation {
+    condition     = var.error_alarm_threshold >= 1
+    error_message = "error_alarm_threshold must be at least 1."
+  }
+}
+
+variable "failed_runs_alarm_periods" {
+  description = "How many 5-minute periods the failed-runs alarm sums RunFailed over (e.g. 3 with error_alarm_threshold 3: three failed runs within 15 minutes)."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.failed_runs_alarm_periods >= 1 && var.failed_runs_alarm_periods <= 288
+    error_message = "failed_runs_alarm_periods must lie between 1 and 288 (one day)."
+  }
+}
+
+variable "lag_alarm_threshold_seconds" {
+  description = "Age (seconds) of a connection's oldest live file (LagSeconds) above which <prefix>-lag fires for that connection."
+  type        = number
+  default     = 1800
+
+  validation {
+    condition     = var.lag_alarm_threshold_seconds >= 60
+    error_message = "lag_alarm_threshold_seconds must be at least 60."
+  }
+}
+
+variable "lag_alarm_periods" {
+  description = "Consecutive 5-minute periods the lag must stay above lag_alarm_threshold_seconds before <prefix>-lag fires."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.lag_alarm_periods >= 1 && var.lag_alarm_periods <= 288
+    error_message = "lag_alarm_periods must lie between 1 and 288."
+  }
 }
 
 variable "noncurrent_version_expiration_days" {
@@ -224,7 +268,8 @@ variable "dead_letter_expiration_days" {
   default     = 90
 
   validation {
-    condition     = var.dead_letter_expiration_days == null || var.dead_letter_expiration_days >= 7
+    # coalesce, not `== null ||`: Terraform before 1.12 evaluates both sides of || and fails on null >= 7.
+    condition     = coalesce(var.dead_letter_expiration_days, 7) >= 7
     error_message = "dead_letter_expiration_days must be null or at least 7 (a person has to have time to replay)."
   }
 }

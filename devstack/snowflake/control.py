@@ -37,11 +37,23 @@ class StandInControl:
     def configure(self, account: str, **settings: float | None) -> dict[str, Any]:
         return dict(self._call("PUT", f"/devstack/accounts/{account}/settings", dict(settings)))
 
-    def inject_faults(self, account: str, fail_requests: int = 0, fail_files: dict[str, str] | None = None) -> None:
+    def inject_faults(
+        self,
+        account: str,
+        fail_requests: int = 0,
+        fail_files: dict[str, str] | None = None,
+        rest_fail_requests: int = 0,
+        rest_fail_status: int = 503,
+    ) -> None:
         self._call(
             "POST",
             f"/devstack/accounts/{account}/faults",
-            {"fail_requests": fail_requests, "fail_files": fail_files or {}},
+            {
+                "fail_requests": fail_requests,
+                "fail_files": fail_files or {},
+                "rest_fail_requests": rest_fail_requests,
+                "rest_fail_status": rest_fail_status,
+            },
         )
 
     def advance_clock(self, seconds: float) -> None:

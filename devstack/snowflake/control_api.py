@@ -14,7 +14,13 @@ from . import pipes
 from .model import Account
 from .state import StandInState
 
-_SETTINGS = ("load_delay_seconds", "history_lag_seconds", "statement_latency_seconds", "login_latency_seconds")
+_SETTINGS = (
+    "load_delay_seconds",
+    "history_lag_seconds",
+    "statement_latency_seconds",
+    "login_latency_seconds",
+    "load_history_scan_interval_seconds",
+)
 
 
 class ControlApi:
@@ -83,7 +89,17 @@ class ControlApi:
         with account.lock:
             account.fail_requests += int(body.get("fail_requests") or 0)
             account.fail_files.update({str(k): str(v) for k, v in (body.get("fail_files") or {}).items()})
-        return JSONResponse({"fail_requests": account.fail_requests, "fail_files": account.fail_files})
+            rest = account.snowpipe_rest
+            rest.fail_requests += int(body.get("rest_fail_requests") or 0)
+            rest.fail_status = int(body.get("rest_fail_status") or rest.fail_status)
+        return JSONResponse(
+            {
+                "fail_requests": account.fail_requests,
+                "fail_files": account.fail_files,
+                "rest_fail_requests": rest.fail_requests,
+                "rest_fail_status": rest.fail_status,
+            }
+        )
 
     async def clock(self, request: Request) -> JSONResponse:
         body: dict[str, Any] = await request.json()

@@ -195,11 +195,48 @@ class Pipe:
 
 
 @dataclass
+class RestSubmission:
+    """A file named by a Snowpipe REST insertFiles call, as insertReport follows it."""
+
+    pipe_id: str
+    path: str
+    stage_location: str
+    size: int
+    received_at: float
+    done: bool = False
+
+
+@dataclass
+class RestEvent:
+    """One insertReport event: a file submitted, or its load committed (``seq`` is the begin mark)."""
+
+    seq: int
+    at: float
+    submission: RestSubmission
+
+
+@dataclass
+class SnowpipeRestState:
+    """Per account: insertReport's events, REST call counters, injected REST faults, scan times."""
+
+    submissions: list[RestSubmission] = field(default_factory=list)
+    events: dict[str, list[RestEvent]] = field(default_factory=dict)  # pipe id -> its kept events
+    dropped_through: dict[str, int] = field(default_factory=dict)  # pipe id -> newest seq no longer kept
+    last_seq: int = 0
+    calls: dict[str, int] = field(default_factory=dict)
+    fail_requests: int = 0
+    fail_status: int = 503
+    last_scan_at: dict[str, float] = field(default_factory=dict)  # pipe id -> loadHistoryScan time
+
+
+@dataclass
 class Settings:
     load_delay_seconds: float | None = None
     history_lag_seconds: float = 0.0
     statement_latency_seconds: float = 0.0
     login_latency_seconds: float = 0.0
+    # Snowpipe REST loadHistoryScan: 429 when a pipe is scanned again sooner than this (stand-in clock).
+    load_history_scan_interval_seconds: float = 60.0
 
 
 @dataclass
@@ -234,4 +271,5 @@ class Account:
     logins: int = 0
     warehouse_resumes: int = 0
     statements: list[StatementRecord] = field(default_factory=list)
+    snowpipe_rest: SnowpipeRestState = field(default_factory=SnowpipeRestState)
     lock: threading.RLock = field(default_factory=threading.RLock)

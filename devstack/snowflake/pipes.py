@@ -323,6 +323,20 @@ def refresh(ctx: Context, pipe: Pipe, prefix: Any, modified_after: Any) -> Resul
     return Result(results.columns("File", "Status"), rows)
 
 
+def enqueue_files(account: Account, pipe: Pipe, files: list[StagedFile], now: float) -> list[StagedFile]:
+    """Queue files a caller names (Snowpipe REST insertFiles) behind the same path+name load metadata
+    REFRESH obeys (facts §1): a file the pipe already loaded is skipped. Returns the files queued."""
+    _forget_expired(account, pipe, now)
+    queued: list[StagedFile] = []
+    for file in files:
+        if file.relative_path in pipe.load_metadata:
+            continue
+        pipe.load_metadata[file.relative_path] = now
+        pipe.queue.append(QueuedFile(file, now))
+        queued.append(file)
+    return queued
+
+
 def load_queued(runtime: Runtime, account: Account, pipe: Pipe, queued: QueuedFile) -> LoadRecord:
     """Load one file of a pipe's queue (docs/snowflake-facts.md §5: Snowpipe's ON_ERROR default is SKIP_FILE)."""
     now = runtime.clock.now()

@@ -41,9 +41,12 @@ def has_privilege(account: Account, role: str, privilege: str, granted_on: str, 
 
 def pipe_allows(ctx: Context, owner: str, pipe_name: str, privilege: str) -> bool:
     """The session's role owns the pipe, or holds `privilege` on it (directly or through its roles)."""
-    return owner in effective_roles(ctx.account, ctx.session.role) or has_privilege(
-        ctx.account, ctx.session.role, privilege, "PIPE", pipe_name
-    )
+    return role_allows_pipe(ctx.account, ctx.session.role, owner, pipe_name, privilege)
+
+
+def role_allows_pipe(account: Account, role: str, owner: str, pipe_name: str, privilege: str) -> bool:
+    """`role` owns the pipe, or holds `privilege` on it; the Snowpipe REST API has a role but no session."""
+    return owner in effective_roles(account, role) or has_privilege(account, role, privilege, "PIPE", pipe_name)
 
 
 def require_create_integration(ctx: Context) -> None:

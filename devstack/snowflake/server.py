@@ -19,6 +19,7 @@ from . import pipes
 from .control import StandInControl
 from .control_api import ControlApi
 from .protocol import Protocol
+from .snowpipe_rest import SnowpipeRest
 from .state import StandInState
 
 # fakesnow 0.12 on duckdb 2.0 warns on every result set; it says nothing about the stand-in's behaviour.
@@ -28,7 +29,7 @@ LOAD_LOOP_INTERVAL_SECONDS = 0.05
 
 
 def create_app(state: StandInState) -> Starlette:
-    return Starlette(routes=[*Protocol(state).routes(), *ControlApi(state).routes()])
+    return Starlette(routes=[*Protocol(state).routes(), *SnowpipeRest(state).routes(), *ControlApi(state).routes()])
 
 
 class _LoadLoop(threading.Thread):

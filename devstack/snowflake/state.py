@@ -71,4 +71,6 @@ class StandInState:
                 "statements_by_kind": dict(kinds),
                 "warehouse_statements": sum(1 for s in statements if s.used_warehouse),
                 "warehouse_resumes": account.warehouse_resumes,
+                # Snowpipe REST calls by endpoint; they are not statements and use no warehouse.
+                "rest_requests_by_kind": dict(account.snowpipe_rest.calls),
             }

@@ -12,7 +12,8 @@ grant table, so a test that records a real tick's calls can check resources too.
 Scopes: `prefix:<root>` (s3:ListBucket with s3:prefix under that root folder), `object:<root>` (objects
 under it), `secret:connections` (names under FLOE_SECRET_PREFIX), `secret:core-api-token`,
 `logs:own` (the function's own log group), `function:loader`, `role:snowflake` (roles under
-FLOE_IAM_ROLE_PATH). Roots are `live` and `dead-letter` (FLOE_LIVE_PREFIX / FLOE_DEAD_LETTER_PREFIX).
+FLOE_IAM_ROLE_PATH), `role:loader-data` (FLOE_LOADER_DATA_ROLE_ARN), `secret:connections-dsn`
+(FLOE_CONNECTIONS_DSN_SECRET). Roots are `live` and `dead-letter` (FLOE_LIVE_PREFIX / FLOE_DEAD_LETTER_PREFIX).
 """
 
 from __future__ import annotations
@@ -57,14 +58,48 @@ LOADER_SCOPES: Mapping[str, str] = MappingProxyType(
     }
 )
 
+# The loader's grants live on two roles (terraform/iam.tf). Its execution role holds only what is needed
+# outside a tick; every tick assumes the data-access role (FLOE_LOADER_DATA_ROLE_ARN) with a session
+# policy narrowing it to one organisation's prefixes and one connection's secret, and makes its S3 and
+# connection-secret calls with those credentials.
+LOADER_DATA_SIDS = frozenset(
+    {"ListLivePrefixes", "MoveLiveObjects", "RestageLiveObjects", "WriteDeadLetters", "ReadConnectionSecrets"}
+)
+LOADER_DATA_ACTIONS: Mapping[str, frozenset[str]] = MappingProxyType(
+    {sid: actions for sid, actions in LOADER_ACTIONS.items() if sid in LOADER_DATA_SIDS}
+)
+LOADER_DATA_SCOPES: Mapping[str, str] = MappingProxyType(
+    {sid: scope for sid, scope in LOADER_SCOPES.items() if sid in LOADER_DATA_SIDS}
+)
+LOADER_EXECUTION_ACTIONS: Mapping[str, frozenset[str]] = MappingProxyType(
+    {
+        **{sid: actions for sid, actions in LOADER_ACTIONS.items() if sid not in LOADER_DATA_SIDS},
+        # The per-tick session on the data-access role.
+        "AssumeDataRole": frozenset({"sts:AssumeRole"}),
+        # FLOE_CONNECTIONS_DSN_SECRET: the connection database's DSN, read before the tick's session.
+        "ReadConnectionsDsn": frozenset({"secretsmanager:GetSecretValue"}),
+    }
+)
+LOADER_EXECUTION_SCOPES: Mapping[str, str] = MappingProxyType(
+    {
+        **{sid: scope for sid, scope in LOADER_SCOPES.items() if sid not in LOADER_DATA_SIDS},
+        "AssumeDataRole": "role:loader-data",
+        "ReadConnectionsDsn": "secret:connections-dsn",
+    }
+)
+
 # `loader.dispatch.handler`: invokes the loader once per active connection (optional schedule).
 DISPATCHER_ACTIONS: Mapping[str, frozenset[str]] = MappingProxyType(
     {
         "InvokeLoader": frozenset({"lambda:InvokeFunction"}),
+        # FLOE_CONNECTIONS_DSN_SECRET, to list the active connections.
+        "ReadConnectionsDsn": frozenset({"secretsmanager:GetSecretValue"}),
         "WriteOwnLogs": frozenset({"logs:CreateLogStream", "logs:PutLogEvents"}),
     }
 )
-DISPATCHER_SCOPES: Mapping[str, str] = MappingProxyType({"InvokeLoader": "function:loader", "WriteOwnLogs": "logs:own"})
+DISPATCHER_SCOPES: Mapping[str, str] = MappingProxyType(
+    {"InvokeLoader": "function:loader", "ReadConnectionsDsn": "secret:connections-dsn", "WriteOwnLogs": "logs:own"}
+)
 
 # A person running `floe provision` / `floe dead-letters` / `floe replay` (an optional managed policy
 # the module outputs; never attached to a Lambda).
@@ -135,6 +170,7 @@ _OPERATION_ACTIONS: Mapping[tuple[str, str], frozenset[str]] = MappingProxyType(
         ("iam", "DeleteRolePolicy"): frozenset({"iam:DeleteRolePolicy"}),
         ("iam", "ListRolePolicies"): frozenset({"iam:ListRolePolicies"}),
         ("iam", "UpdateAssumeRolePolicy"): frozenset({"iam:UpdateAssumeRolePolicy"}),
+        ("sts", "AssumeRole"): frozenset({"sts:AssumeRole"}),
     }
 )
 
@@ -180,7 +216,7 @@ def requests_for(service: str, operation: str, params: Mapping[str, Any], settin
         else:
             scope = f"secret:other:{secret}"
         return frozenset((action, scope) for action in actions)
-    scope = {"lambda": "function:loader", "iam": "role:snowflake"}[service]
+    scope = {"lambda": "function:loader", "iam": "role:snowflake", "sts": "role:loader-data"}[service]
     return frozenset((action, scope) for action in actions)
 
 

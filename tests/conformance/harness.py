@@ -30,6 +30,7 @@ import pytest
 import snowflake.connector
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from snowflake.ingest import SimpleIngestManager
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
@@ -213,6 +214,13 @@ class KeyPair:
         )
 
     @property
+    def pem(self) -> str:
+        """The private key as snowflake-ingest's SimpleIngestManager takes it: unencrypted PKCS8 PEM text."""
+        return self.private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
+
+    @property
     def public_b64(self) -> str:
         """The public key for `RSA_PUBLIC_KEY`: base64 DER, no PEM delimiters (docs/snowflake-facts.md §7)."""
         der = self.private.public_key().public_bytes(
@@ -265,7 +273,13 @@ class Control(Protocol):
     def drain(self, account: str) -> Mapping[str, Any]: ...
     def configure(self, account: str, **settings: float) -> Any: ...
     def inject_faults(
-        self, account: str, *, fail_requests: int = ..., fail_files: Mapping[str, str] | None = ...
+        self,
+        account: str,
+        *,
+        fail_requests: int = ...,
+        fail_files: Mapping[str, str] | None = ...,
+        rest_fail_requests: int = ...,
+        rest_fail_status: int = ...,
     ) -> Any: ...
     def advance_clock(self, seconds: float) -> Any: ...
     def stats(self, account: str) -> Mapping[str, Any]: ...
@@ -364,6 +378,16 @@ class Target(abc.ABC):
     @abc.abstractmethod
     def _endpoint(self) -> dict[str, Any]:
         """Connection parameters that pick the server (empty for real Snowflake)."""
+
+    def _ingest_endpoint(self) -> dict[str, Any]:
+        """SimpleIngestManager's scheme/host/port: its defaults (https, <account>.snowflakecomputing.com)."""
+        return {}
+
+    def ingest_manager(self, user: str, key: KeyPair, pipe: str) -> SimpleIngestManager:
+        """The official Snowpipe REST client (snowflake-ingest) for `pipe`, signing as `user` with `key`."""
+        return SimpleIngestManager(
+            account=self.account.name, user=user, pipe=pipe, private_key=key.pem, **self._ingest_endpoint()
+        )
 
     def connect(
         self,
@@ -713,6 +737,9 @@ class StandInTarget(Target):
 
     def _endpoint(self) -> dict[str, Any]:
         return {"host": self.standin.host, "port": self.standin.port, "protocol": "http"}
+
+    def _ingest_endpoint(self) -> dict[str, Any]:
+        return {"scheme": "http", "host": self.standin.host, "port": self.standin.port}
 
     def _create_database(self, conn: Connection) -> None:
         query(conn, f"CREATE DATABASE IF NOT EXISTS {self.database}")
