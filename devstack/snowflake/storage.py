@@ -14,7 +14,7 @@ from .iam import StageStorage, split_s3_url
 from .model import Account, FileFormat, Integration, NamedFileFormat, QualifiedName, Stage, StagedFile, display
 from .results import Column, Result
 from .security import effective_roles, has_privilege, record_ownership, require_create_integration
-from .sqltext import OptionValue, Parser, like_to_regex, split_name
+from .sqltext import OptionValue, Parser, like_to_regex, split_name, unquote_string
 
 
 def _strings(value: OptionValue | None) -> list[str]:
@@ -352,11 +352,31 @@ def stage_storage(runtime: Runtime, account: Account, stage: Stage) -> StageStor
     return StageStorage(runtime.aws_endpoint_url, account.iam_user_arn, integration)
 
 
+NAME_PART = r'(?:"(?:[^"]|"")*"|[^\s."/()]+)'
+_NAME = re.compile(rf"{NAME_PART}(?:\.{NAME_PART})*")
+# Characters an identifier may hold without making its stage reference need single quotes.
+_PLAIN_IDENTIFIER = re.compile(r"[A-Za-z0-9_$]+")
+
+
 def parse_stage_reference(ctx: Context, text: str) -> tuple[QualifiedName, str]:
-    """``@db.sch.stage/some/path/`` -> (stage name, 'some/path/')."""
-    body = text.removeprefix("@")
-    name_part, _, path = body.partition("/")
-    return ctx.qualify(split_name(name_part), "use stage"), path
+    """``@db.sch.stage/some/path/`` or ``'@"My DB"."S"."st"/path/'`` -> (stage name, 'some/path/').
+
+    list and copy-into-table: a stage name with spaces or special characters "must be enclosed in single
+    quotes (e.g. '@"my stage"')"; unquoted, Snowflake cannot parse it, and neither does the stand-in."""
+    quoted = text.startswith("'")
+    body = (unquote_string(text) if quoted else text).removeprefix("@")
+    match = _NAME.match(body)
+    if match is None:
+        raise SnowflakeError(1003, f"SQL compilation error:\nsyntax error: invalid stage reference {text}")
+    parts = split_name(match.group(0))
+    if not quoted and not all(_PLAIN_IDENTIFIER.fullmatch(part) for part in parts):
+        raise SnowflakeError(
+            1003,
+            f"SQL compilation error:\nsyntax error line 1 unexpected '{text}'. A stage name with spaces or "
+            "special characters must be enclosed in single quotes, e.g. '@\"my stage\"'.",
+        )
+    path = body[match.end() :].removeprefix("/")
+    return ctx.qualify(parts, "use stage"), path
 
 
 def stage_base(stage: Stage) -> str:
@@ -383,5 +403,6 @@ def list_stage(ctx: Context, p: Parser) -> Result:
     if pattern:
         regex = re.compile(str(pattern))
         files = [f for f in files if regex.fullmatch(base + f.relative_path)]
-    rows = [[base + f.relative_path, f.size, f.etag, formatdate(f.last_modified, usegmt=True)] for f in files]
+    shown = ctx.account.reading.shown
+    rows = [[base + shown(f.relative_path), f.size, f.etag, formatdate(f.last_modified, usegmt=True)] for f in files]
     return Result(results.columns("name", "size:fixed", "md5", "last_modified"), rows)

@@ -231,4 +231,5 @@ def test_background_loading_and_file_faults(standin: StandIn) -> None:
         ("a.json.gz", "Loaded", None),
         ("b.json.gz", "Load failed", "injected failure"),
     ]
-    assert json.loads(run(conn, "SELECT SYSTEM$PIPE_STATUS('P')")[0][0])["error"] == "injected failure"
+    # system_pipe_status: `error` is the pipe's compilation error; a file's error stays in COPY_HISTORY.
+    assert "error" not in json.loads(run(conn, "SELECT SYSTEM$PIPE_STATUS('P')")[0][0])
