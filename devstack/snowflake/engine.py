@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from fakesnow.dialect import parse_one
 from fakesnow.instance import FakeSnow
 
 from .errors import SnowflakeError, does_not_exist
@@ -152,6 +153,19 @@ def snowflake_message(duckdb_message: str) -> str:
     return message
 
 
+# A transform's INSERT … SELECT as fakesnow would run it in DuckDB, by (database, schema, Snowflake SQL):
+# translating it costs more than loading a small file, and every file of a pipe runs the same statement.
+_TRANSLATED: dict[tuple[str, str, str], str] = {}
+
+
+def _duckdb_sql(cursor: Any, sql: str) -> str:
+    key = (str(cursor._conn.database), str(cursor._conn.schema), sql)
+    if key not in _TRANSLATED:
+        (statement,) = cursor._transform_explode(parse_one(sql))
+        _TRANSLATED[key] = cursor._transform(statement, None).sql(dialect="duckdb")
+    return _TRANSLATED[key]
+
+
 class TableLoader:
     """Runs one file's records through a COPY transform into a table of one account."""
 
@@ -220,7 +234,8 @@ class TableLoader:
         select = ", ".join(exprs)
         cursor = self.conn.cursor()
         try:
-            cursor.execute(f"INSERT INTO {scratch} SELECT {select} FROM {_SOURCE} ORDER BY _floe_row")
+            batch = f"INSERT INTO {scratch} SELECT {select} FROM {_SOURCE} ORDER BY _floe_row"
+            cursor._duck_conn.execute(_duckdb_sql(cursor, batch))
             return scratch, []
         except Exception:
             self.duck.execute(f"DELETE FROM {scratch}")

@@ -12,7 +12,7 @@ from typing import Any
 from . import engine, results
 from .context import Context, Runtime
 from .errors import SnowflakeError, already_exists, does_not_exist
-from .iam import split_s3_url
+from .iam import StageStorage, split_s3_url
 from .model import Account, CopySpec, LoadRecord, Pipe, QualifiedName, QueuedFile, Stage, StagedFile, display
 from .readings import Reading
 from .results import Column, Result
@@ -364,18 +364,25 @@ def _enqueue(pipe: Pipe, file: StagedFile, now: float) -> None:
     pipe.queue.append(QueuedFile(file, now))
 
 
-def load_queued(runtime: Runtime, account: Account, pipe: Pipe, queued: QueuedFile) -> LoadRecord | None:
+def load_queued(
+    runtime: Runtime,
+    account: Account,
+    pipe: Pipe,
+    queued: QueuedFile,
+    storages: dict[str, StageStorage] | None = None,
+) -> LoadRecord | None:
     """Load one file of a pipe's queue (facts §5: Snowpipe's ON_ERROR default is SKIP_FILE).
 
     None when nothing was loaded: a duplicate the load metadata skips (`requeue`), or a stage the pipe
-    cannot reach, which stalls the pipe with the file still queued."""
+    cannot reach, which stalls the pipe with the file still queued. storages: the S3 access of each stage
+    (by stage id), shared by the files of one drain."""
     now = runtime.clock.now()
     path = queued.file.relative_path
     if account.reading.requeue and path in pipe.loaded_at:
         return None
     on_error = engine.OnError.parse(pipe.copy.on_error or "SKIP_FILE")
     try:
-        outcome = _load_one(runtime, account, pipe.copy, queued.file, on_error=on_error, now=now)
+        outcome = _load_one(runtime, account, pipe.copy, queued.file, on_error=on_error, now=now, storages=storages)
     except SnowflakeError as error:
         pipe.stall, pipe.last_error, pipe.last_error_at = STALLED_PERMISSION, error.message, now
         pipe.queue.insert(0, queued)
@@ -395,9 +402,18 @@ def load_queued(runtime: Runtime, account: Account, pipe: Pipe, queued: QueuedFi
 
 
 def _load_one(
-    runtime: Runtime, account: Account, copy: CopySpec, file: StagedFile, *, on_error: engine.OnError, now: float
+    runtime: Runtime,
+    account: Account,
+    copy: CopySpec,
+    file: StagedFile,
+    *,
+    on_error: engine.OnError,
+    now: float,
+    storages: dict[str, StageStorage] | None,
 ) -> engine.Outcome:
-    prepared = _prepare(runtime, account, copy, file, on_error=on_error, now=now, stall_on_access=True)
+    prepared = _prepare(
+        runtime, account, copy, file, on_error=on_error, now=now, stall_on_access=True, storages=storages
+    )
     if isinstance(prepared, engine.Outcome):
         return prepared
     return engine.commit(prepared)
@@ -412,6 +428,7 @@ def _prepare(
     on_error: engine.OnError,
     now: float,
     stall_on_access: bool = False,
+    storages: dict[str, StageStorage] | None = None,
 ) -> engine.Prepared | engine.Outcome:
     """Read and evaluate a file; an Outcome when it fails as a whole (fault, storage, format).
 
@@ -424,7 +441,10 @@ def _prepare(
             raise does_not_exist("Stage", display(copy.stage))
         options = resolve_file_format(account, copy.file_format or stage.file_format)
         bucket, _ = split_s3_url(stage.url)
-        data = stage_storage(runtime, account, stage).read(bucket, file.key)
+        storages = {} if storages is None else storages
+        if stage.id not in storages:
+            storages[stage.id] = stage_storage(runtime, account, stage)
+        data = storages[stage.id].read(bucket, file.key)
         source = engine.SourceFile(file.relative_path, data, file.last_modified)
         return engine.prepare(
             account.fakesnow,
@@ -483,6 +503,7 @@ def load_due(runtime: Runtime, account: Account, everything: bool) -> dict[str, 
     delay = account.settings.load_delay_seconds
     if not everything and delay is None:
         return counts
+    storages: dict[str, StageStorage] = {}  # one IAM check per stage per drain
     with account.lock:
         for pipe in list(account.pipes.values()):
             # A stalled pipe keeps trying the stage (it recovers when access returns); others wait.
@@ -492,7 +513,7 @@ def load_due(runtime: Runtime, account: Account, everything: bool) -> dict[str, 
             due = [q for q in pipe.queue if everything or now - q.received_at >= (delay or 0)]
             for queued in due:
                 pipe.queue.remove(queued)
-                record = load_queued(runtime, account, pipe, queued)
+                record = load_queued(runtime, account, pipe, queued, storages)
                 if pipe.stall is not None:
                     break
                 if record is not None:
@@ -532,7 +553,10 @@ def copy_into(ctx: Context, sql: str) -> Result:
     files = [f for f in files if spec.force or loaded.get(f.key, ("", 0.0))[0] != f.etag]
     if not files:
         return Result([Column("status")], [["Copy executed with 0 files processed."]])
-    prepared = [(f, _prepare(ctx.runtime, account, spec, f, on_error=on_error, now=now)) for f in files]
+    storages: dict[str, StageStorage] = {}
+    prepared = [
+        (f, _prepare(ctx.runtime, account, spec, f, on_error=on_error, now=now, storages=storages)) for f in files
+    ]
     if on_error.mode == "ABORT_STATEMENT":
         _abort_on_first_error(prepared)
     rows: list[list[Any]] = []

@@ -41,6 +41,7 @@ class StandInState:
             self.accounts.clear()
             self.runtime.clock.reset()
             self.runtime.staged_times.clear()
+            self.runtime.aws.forget_roles()
 
     def account(self, name: str) -> Account | None:
         """Account identifiers are case-insensitive."""

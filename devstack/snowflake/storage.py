@@ -349,7 +349,7 @@ def stage_storage(runtime: Runtime, account: Account, stage: Stage) -> StageStor
         raise SnowflakeError(3073, f"SQL execution error:\nIntegration '{integration.name}' is disabled.", "42000")
     if not location_allowed(integration, stage.url):
         raise _location_not_allowed(stage.url, integration.name)
-    return StageStorage(runtime.aws_endpoint_url, account.iam_user_arn, integration)
+    return StageStorage(runtime.aws, account.iam_user_arn, integration)
 
 
 NAME_PART = r'(?:"(?:[^"]|"")*"|[^\s."/()]+)'
