@@ -364,25 +364,51 @@ def _enqueue(pipe: Pipe, file: StagedFile, now: float) -> None:
     pipe.queue.append(QueuedFile(file, now))
 
 
+class Batch:
+    """What the files of one drain share: each stage's S3 access (one IAM check per stage) and each
+    table's loader (one fakesnow connection per table). Close it to release the loaders."""
+
+    def __init__(self) -> None:
+        self.storages: dict[str, StageStorage] = {}
+        self.loaders: dict[QualifiedName, engine.TableLoader] = {}
+
+    def storage(self, runtime: Runtime, account: Account, stage: Stage) -> StageStorage:
+        if stage.id not in self.storages:
+            self.storages[stage.id] = stage_storage(runtime, account, stage)
+        return self.storages[stage.id]
+
+    def loader(self, account: Account, table: QualifiedName) -> engine.TableLoader:
+        if table not in self.loaders:
+            self.loaders[table] = engine.TableLoader(account.fakesnow, table)
+        return self.loaders[table]
+
+    def __enter__(self) -> Batch:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for loader in self.loaders.values():
+            loader.close()
+
+
 def load_queued(
     runtime: Runtime,
     account: Account,
     pipe: Pipe,
     queued: QueuedFile,
-    storages: dict[str, StageStorage] | None = None,
+    batch: Batch | None = None,
 ) -> LoadRecord | None:
     """Load one file of a pipe's queue (facts §5: Snowpipe's ON_ERROR default is SKIP_FILE).
 
     None when nothing was loaded: a duplicate the load metadata skips (`requeue`), or a stage the pipe
-    cannot reach, which stalls the pipe with the file still queued. storages: the S3 access of each stage
-    (by stage id), shared by the files of one drain."""
+    cannot reach, which stalls the pipe with the file still queued. batch: what the files of one drain
+    share."""
     now = runtime.clock.now()
     path = queued.file.relative_path
     if account.reading.requeue and path in pipe.loaded_at:
         return None
     on_error = engine.OnError.parse(pipe.copy.on_error or "SKIP_FILE")
     try:
-        outcome = _load_one(runtime, account, pipe.copy, queued.file, on_error=on_error, now=now, storages=storages)
+        outcome = _load_one(runtime, account, pipe.copy, queued.file, on_error=on_error, now=now, batch=batch)
     except SnowflakeError as error:
         pipe.stall, pipe.last_error, pipe.last_error_at = STALLED_PERMISSION, error.message, now
         pipe.queue.insert(0, queued)
@@ -409,10 +435,17 @@ def _load_one(
     *,
     on_error: engine.OnError,
     now: float,
-    storages: dict[str, StageStorage] | None,
+    batch: Batch | None,
 ) -> engine.Outcome:
+    if batch is None:
+        with Batch() as own:
+            return _load_one(runtime, account, copy, file, on_error=on_error, now=now, batch=own)
+    try:
+        loader = batch.loader(account, copy.table)
+    except SnowflakeError as error:
+        return engine.whole_file_failure(error.message, on_error)
     prepared = _prepare(
-        runtime, account, copy, file, on_error=on_error, now=now, stall_on_access=True, storages=storages
+        runtime, account, copy, file, on_error=on_error, now=now, stall_on_access=True, batch=batch, loader=loader
     )
     if isinstance(prepared, engine.Outcome):
         return prepared
@@ -428,7 +461,8 @@ def _prepare(
     on_error: engine.OnError,
     now: float,
     stall_on_access: bool = False,
-    storages: dict[str, StageStorage] | None = None,
+    batch: Batch | None = None,
+    loader: engine.TableLoader | None = None,
 ) -> engine.Prepared | engine.Outcome:
     """Read and evaluate a file; an Outcome when it fails as a whole (fault, storage, format).
 
@@ -441,10 +475,7 @@ def _prepare(
             raise does_not_exist("Stage", display(copy.stage))
         options = resolve_file_format(account, copy.file_format or stage.file_format)
         bucket, _ = split_s3_url(stage.url)
-        storages = {} if storages is None else storages
-        if stage.id not in storages:
-            storages[stage.id] = stage_storage(runtime, account, stage)
-        data = storages[stage.id].read(bucket, file.key)
+        data = (batch or Batch()).storage(runtime, account, stage).read(bucket, file.key)
         source = engine.SourceFile(file.relative_path, data, file.last_modified)
         return engine.prepare(
             account.fakesnow,
@@ -455,6 +486,7 @@ def _prepare(
             options=options,
             on_error=on_error,
             scan_time=now,
+            shared=loader,
         )
     except SnowflakeError as error:
         if stall_on_access and error.errno in STAGE_ACCESS_ERRNOS:
@@ -503,8 +535,7 @@ def load_due(runtime: Runtime, account: Account, everything: bool) -> dict[str, 
     delay = account.settings.load_delay_seconds
     if not everything and delay is None:
         return counts
-    storages: dict[str, StageStorage] = {}  # one IAM check per stage per drain
-    with account.lock:
+    with account.lock, Batch() as batch:
         for pipe in list(account.pipes.values()):
             # A stalled pipe keeps trying the stage (it recovers when access returns); others wait.
             if execution_state(account, pipe) not in ("RUNNING", STALLED_PERMISSION):
@@ -513,7 +544,7 @@ def load_due(runtime: Runtime, account: Account, everything: bool) -> dict[str, 
             due = [q for q in pipe.queue if everything or now - q.received_at >= (delay or 0)]
             for queued in due:
                 pipe.queue.remove(queued)
-                record = load_queued(runtime, account, pipe, queued, storages)
+                record = load_queued(runtime, account, pipe, queued, batch)
                 if pipe.stall is not None:
                     break
                 if record is not None:
@@ -553,10 +584,8 @@ def copy_into(ctx: Context, sql: str) -> Result:
     files = [f for f in files if spec.force or loaded.get(f.key, ("", 0.0))[0] != f.etag]
     if not files:
         return Result([Column("status")], [["Copy executed with 0 files processed."]])
-    storages: dict[str, StageStorage] = {}
-    prepared = [
-        (f, _prepare(ctx.runtime, account, spec, f, on_error=on_error, now=now, storages=storages)) for f in files
-    ]
+    batch = Batch()  # its S3 access only: every file is prepared before any commits, each with its loader
+    prepared = [(f, _prepare(ctx.runtime, account, spec, f, on_error=on_error, now=now, batch=batch)) for f in files]
     if on_error.mode == "ABORT_STATEMENT":
         _abort_on_first_error(prepared)
     rows: list[list[Any]] = []
