@@ -28,8 +28,9 @@ class Reading:
     requeue: bool = False
 
     def shown(self, name: str) -> str:
-        """A file name as the reading shows it to clients."""
-        return quote(name, safe="/") if self.url_encoded else name
+        """A file name as the reading shows it to clients. URL-encoding keeps `/` and `=`: both are legal in
+        a URL path (RFC 3986), and hive-style `key=value/` folders keep their names."""
+        return quote(name, safe="/=") if self.url_encoded else name
 
 
 TODAY = Reading("today")
