@@ -21,7 +21,7 @@ from urllib.parse import unquote
 import boto3
 from botocore.exceptions import ClientError
 
-from .errors import SnowflakeError, stage_failure
+from .errors import SnowflakeError, StageAccessError, stage_access_denied, stage_failure
 from .model import Integration, StagedFile
 
 ACCESS_DENIED = "Access Denied (Status Code: 403; Error Code: AccessDenied)"
@@ -79,8 +79,8 @@ class AwsClients:
         return s3
 
 
-def assume_role_error() -> SnowflakeError:
-    return SnowflakeError(
+def assume_role_error() -> StageAccessError:
+    return StageAccessError(
         91003,
         "Failure using stage area. Cause: [Error assuming AWS_ROLE. Please verify the role and "
         "externalId are configured correctly in your AWS policy.]",
@@ -226,7 +226,7 @@ class StageStorage:
         s3, policies = self._session()
         context = {"s3:prefix": prefix}
         if not is_allowed(policies, "s3:ListBucket", f"arn:aws:s3:::{bucket}", context):
-            raise stage_failure(ACCESS_DENIED)
+            raise stage_access_denied(ACCESS_DENIED)
         _, base_prefix = split_s3_url(base_url)
         files: list[StagedFile] = []
         try:
@@ -250,7 +250,7 @@ class StageStorage:
     def read(self, bucket: str, key: str) -> bytes:
         s3, policies = self._session()
         if not is_allowed(policies, "s3:GetObject", f"arn:aws:s3:::{bucket}/{key}", {}):
-            raise stage_failure(ACCESS_DENIED)
+            raise stage_access_denied(ACCESS_DENIED)
         try:
             return bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
         except ClientError as error:

@@ -11,7 +11,7 @@ from typing import Any
 
 from . import engine, results
 from .context import Context, Runtime
-from .errors import SnowflakeError, already_exists, does_not_exist
+from .errors import SnowflakeError, StageAccessError, already_exists, does_not_exist
 from .iam import StageStorage, split_s3_url
 from .model import Account, CopySpec, LoadRecord, Pipe, QualifiedName, QueuedFile, Stage, StagedFile, display
 from .readings import Reading
@@ -40,9 +40,6 @@ HISTORY_TTL = 14 * DAY  # facts §2: COPY_HISTORY covers the last 14 days
 # facts §5: COPY options a pipe does not support.
 _UNSUPPORTED_IN_PIPE = ("FILES", "SIZE_LIMIT", "PURGE", "FORCE", "RETURN_FAILED_ONLY", "VALIDATION_MODE")
 
-# Errors reaching the stage (integration, trust, S3 permissions): a pipe stalls on them instead of
-# failing file after file (system_pipe_status: STALLED_STAGE_PERMISSION_ERROR).
-STAGE_ACCESS_ERRNOS = frozenset({91003, 3073, 3074, 3077})
 STALLED_PERMISSION = "STALLED_STAGE_PERMISSION_ERROR"
 # https://docs.snowflake.com/en/sql-reference/functions/system_pipe_status: every executionState.
 EXECUTION_STATES = (
@@ -409,7 +406,7 @@ def load_queued(
     on_error = engine.OnError.parse(pipe.copy.on_error or "SKIP_FILE")
     try:
         outcome = _load_one(runtime, account, pipe.copy, queued.file, on_error=on_error, now=now, batch=batch)
-    except SnowflakeError as error:
+    except StageAccessError as error:
         pipe.stall, pipe.last_error, pipe.last_error_at = STALLED_PERMISSION, error.message, now
         pipe.queue.insert(0, queued)
         return None
@@ -489,7 +486,8 @@ def _prepare(
             shared=loader,
         )
     except SnowflakeError as error:
-        if stall_on_access and error.errno in STAGE_ACCESS_ERRNOS:
+        # system_pipe_status: a pipe that cannot reach its stage stalls instead of failing file after file.
+        if stall_on_access and isinstance(error, StageAccessError):
             raise
         return engine.whole_file_failure(error.message, on_error)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from . import results
 from .context import Context, Runtime
-from .errors import SnowflakeError, already_exists, does_not_exist, insufficient_privileges
+from .errors import SnowflakeError, StageAccessError, already_exists, does_not_exist, insufficient_privileges
 from .iam import StageStorage, split_s3_url
 from .model import Account, FileFormat, Integration, NamedFileFormat, QualifiedName, Stage, StagedFile, display
 from .results import Column, Result
@@ -114,7 +114,7 @@ def location_allowed(integration: Integration, url: str) -> bool:
 
 
 def _location_not_allowed(url: str, integration: str) -> SnowflakeError:
-    return SnowflakeError(
+    return StageAccessError(
         3074,
         f"SQL execution error:\nLocation '{url}' is not allowed by integration '{integration}'. "
         "Please use DESC INTEGRATION to check out allowed and blocked locations.",
@@ -339,14 +339,14 @@ def stage_storage(runtime: Runtime, account: Account, stage: Stage) -> StageStor
     integration = account.integrations.get(stage.integration or "")
     if integration is None or integration.id != stage.integration_id:
         # facts §4: CREATE OR REPLACE INTEGRATION "breaks the association" with stages.
-        raise SnowflakeError(
+        raise StageAccessError(
             3077,
             f"SQL execution error:\nIntegration '{stage.integration}' associated with the stage "
             f"'{display(stage.name)}' cannot be found.",
             "42000",
         )
     if not integration.enabled:
-        raise SnowflakeError(3073, f"SQL execution error:\nIntegration '{integration.name}' is disabled.", "42000")
+        raise StageAccessError(3073, f"SQL execution error:\nIntegration '{integration.name}' is disabled.", "42000")
     if not location_allowed(integration, stage.url):
         raise _location_not_allowed(stage.url, integration.name)
     return StageStorage(runtime.aws, account.iam_user_arn, integration)

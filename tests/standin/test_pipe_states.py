@@ -17,7 +17,7 @@ from snowflake.connector.errors import ForbiddenError
 
 from devstack.snowflake.server import StandIn
 
-from .helpers import HISTORY, connect, gz_lines, put_event, run, setup_acme
+from .helpers import BUCKET, HISTORY, PREFIX, connect, gz_lines, put_event, run, setup_acme
 
 GOOD = gz_lines({"id": 1, "flag": "a", "ts": 0})
 
@@ -106,3 +106,13 @@ PIPE_WITH_PATTERN = (
     "CREATE OR REPLACE PIPE P AS COPY INTO EVENTS (ID) FROM (SELECT $1:id::NUMBER FROM @S) "
     "PATTERN = '^events/.*[.]json[.]gz$'"
 )
+
+
+def test_a_file_deleted_after_refresh_fails_alone(standin: StandIn, acme: Any) -> None:
+    """A missing object is that file's failure, not a stage permission stall."""
+    put_event("gone.json.gz", GOOD)
+    put_event("kept.json.gz", GOOD)
+    run(acme, "ALTER PIPE P REFRESH")
+    boto3.client("s3").delete_object(Bucket=BUCKET, Key=PREFIX + "gone.json.gz")
+    assert standin.control.drain("acme") == {"loaded": 1, "failed": 1, "partially_loaded": 0}
+    assert _status(acme)["executionState"] == "RUNNING"
