@@ -19,6 +19,39 @@ if TYPE_CHECKING:
     from devstack.snowflake.server import StandIn
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--standin-reading",
+        default="today",
+        metavar="NAME",
+        help="the Snowflake stand-in's reading where the docs are silent (devstack/snowflake/readings.py); "
+        "'all' runs every test that uses the stand-in once per reading",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from devstack.snowflake.readings import PRESETS
+
+    chosen = config.getoption("--standin-reading")
+    if chosen != "all" and chosen not in PRESETS:
+        raise pytest.UsageError(f"--standin-reading {chosen}: choose 'all' or one of {', '.join(PRESETS)}")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """`--standin-reading all`: every test reaching the stand-in server runs once per reading."""
+    if "standin_reading" in metafunc.fixturenames and metafunc.config.getoption("--standin-reading") == "all":
+        from devstack.snowflake.readings import PRESETS
+
+        names = list(PRESETS)
+        metafunc.parametrize("standin_reading", names, ids=names, indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
+def standin_reading(request: pytest.FixtureRequest) -> str:
+    """The reading new stand-in accounts get: the --standin-reading option, or this test's parameter."""
+    return str(getattr(request, "param", None) or request.config.getoption("--standin-reading"))
+
+
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[MotoServer]:
     from devstack.aws import MotoServer
@@ -90,10 +123,11 @@ def store_dsn(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def standin_server(moto_server: MotoServer) -> Iterator[StandIn]:
+def standin_server(moto_server: MotoServer, standin_reading: str) -> Iterator[StandIn]:
     from devstack.snowflake.server import StandIn
 
     with StandIn(aws_endpoint_url=moto_server.endpoint_url) as server:
+        server.control.set_default_reading(standin_reading)
         yield server
 
 

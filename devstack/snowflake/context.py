@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
-
 from .clock import Clock
 from .errors import SnowflakeError
+from .iam import AwsClients
 from .model import Account, QualifiedName
 
 
@@ -19,13 +18,17 @@ class Runtime:
     # S3 stamps objects with real time. Objects that existed when the clock was advanced keep the
     # stand-in time they had then (bucket, key, eTag -> time); later ones get the current offset.
     staged_times: dict[tuple[str, str, str], float] = field(default_factory=dict)
+    aws: AwsClients = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.aws = AwsClients(self.aws_endpoint_url, self.clock.now)
 
     def staged_at(self, bucket: str, key: str, etag: str, last_modified: float) -> float:
         known = self.staged_times.get((bucket, key, etag))
         return known if known is not None else last_modified + self.clock.offset()
 
     def advance_clock(self, seconds: float) -> None:
-        s3 = boto3.client("s3", endpoint_url=self.aws_endpoint_url)
+        s3 = self.aws.client("s3")
         for bucket in s3.list_buckets().get("Buckets", []):
             for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket["Name"]):
                 for item in page.get("Contents", []):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -40,10 +41,12 @@ class StandInControl:
     def inject_faults(
         self,
         account: str,
+        *,
         fail_requests: int = 0,
         fail_files: dict[str, str] | None = None,
         rest_fail_requests: int = 0,
         rest_fail_status: int = 503,
+        reject_logins: int = 0,
     ) -> None:
         self._call(
             "POST",
@@ -53,8 +56,26 @@ class StandInControl:
                 "fail_files": fail_files or {},
                 "rest_fail_requests": rest_fail_requests,
                 "rest_fail_status": rest_fail_status,
+                "reject_logins": reject_logins,
             },
         )
+
+    def reject_logins(self, account: str, count: int = 1) -> None:
+        """The next count logins to the account get HTTP 403, which the connector does not retry."""
+        self.inject_faults(account, reject_logins=count)
+
+    def set_reading(self, account: str, name: str) -> dict[str, Any]:
+        return dict(self._call("PUT", f"/devstack/accounts/{account}/readings", {"name": name}))
+
+    def set_default_reading(self, name: str) -> dict[str, Any]:
+        """The reading of accounts created from now on (reset keeps it)."""
+        return dict(self._call("PUT", "/devstack/readings", {"name": name}))
+
+    def force_pipe_state(self, account: str, pipe: str, execution_state: str | None, error: str | None = None) -> str:
+        """Force SYSTEM$PIPE_STATUS's executionState (None: back to the model); pipe is DB.SCHEMA.PIPE."""
+        path = f"/devstack/accounts/{account}/pipes/{urllib.parse.quote(pipe, safe='')}/state"
+        answer = self._call("PUT", path, {"execution_state": execution_state, "error": error})
+        return str(answer["execution_state"])
 
     def advance_clock(self, seconds: float) -> None:
         self._call("POST", "/devstack/clock", {"advance_seconds": seconds})

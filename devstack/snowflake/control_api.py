@@ -11,7 +11,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from . import pipes
-from .model import Account
+from .model import Account, QualifiedName
+from .readings import PRESETS
+from .sqltext import split_name
 from .state import StandInState
 
 _SETTINGS = (
@@ -34,6 +36,9 @@ class ControlApi:
             Route("/devstack/accounts/{name}/drain", self.drain, methods=["POST"]),
             Route("/devstack/accounts/{name}/settings", self.settings, methods=["PUT"]),
             Route("/devstack/accounts/{name}/faults", self.faults, methods=["POST"]),
+            Route("/devstack/accounts/{name}/readings", self.account_reading, methods=["PUT"]),
+            Route("/devstack/readings", self.default_reading, methods=["PUT"]),
+            Route("/devstack/accounts/{name}/pipes/{pipe}/state", self.pipe_state, methods=["PUT"]),
             Route("/devstack/accounts/{name}/stats", self.stats, methods=["GET"]),
             Route("/devstack/accounts/{name}/statements", self.statements, methods=["GET"]),
             Route("/devstack/clock", self.clock, methods=["POST"]),
@@ -88,6 +93,7 @@ class ControlApi:
         body: dict[str, Any] = await request.json()
         with account.lock:
             account.fail_requests += int(body.get("fail_requests") or 0)
+            account.reject_logins += int(body.get("reject_logins") or 0)
             account.fail_files.update({str(k): str(v) for k, v in (body.get("fail_files") or {}).items()})
             rest = account.snowpipe_rest
             rest.fail_requests += int(body.get("rest_fail_requests") or 0)
@@ -95,11 +101,53 @@ class ControlApi:
         return JSONResponse(
             {
                 "fail_requests": account.fail_requests,
+                "reject_logins": account.reject_logins,
                 "fail_files": account.fail_files,
                 "rest_fail_requests": rest.fail_requests,
                 "rest_fail_status": rest.fail_status,
             }
         )
+
+    @staticmethod
+    def _unknown_reading(name: str) -> JSONResponse:
+        return JSONResponse({"error": f"unknown reading {name!r}", "readings": list(PRESETS)}, status_code=400)
+
+    async def account_reading(self, request: Request) -> JSONResponse:
+        account = self._account(request)
+        if account is None:
+            return self._missing(request)
+        name = str((await request.json()).get("name"))
+        if name not in PRESETS:
+            return self._unknown_reading(name)
+        with account.lock:
+            account.reading = PRESETS[name]
+        return JSONResponse(asdict(account.reading))
+
+    async def default_reading(self, request: Request) -> JSONResponse:
+        name = str((await request.json()).get("name"))
+        if name not in PRESETS:
+            return self._unknown_reading(name)
+        self.state.default_reading = PRESETS[name]
+        return JSONResponse(asdict(self.state.default_reading))
+
+    async def pipe_state(self, request: Request) -> JSONResponse:
+        """Force a pipe's executionState (and its `error` text); a null state returns it to the model."""
+        account = self._account(request)
+        if account is None:
+            return self._missing(request)
+        body: dict[str, Any] = await request.json()
+        state = body.get("execution_state")
+        if state is not None and state not in pipes.EXECUTION_STATES:
+            return JSONResponse({"error": f"unknown executionState {state!r}"}, status_code=400)
+        with account.lock:
+            pipe = account.pipes.get(_pipe_name(request.path_params["pipe"]))
+            if pipe is None:
+                return JSONResponse({"error": f"no pipe {request.path_params['pipe']}"}, status_code=404)
+            pipe.forced_state = state
+            error = body.get("error")
+            pipe.last_error = None if state is None or error is None else str(error)
+            pipe.last_error_at = self.state.runtime.clock.now() if pipe.last_error else None
+            return JSONResponse({"execution_state": pipes.execution_state(account, pipe)})
 
     async def clock(self, request: Request) -> JSONResponse:
         body: dict[str, Any] = await request.json()
@@ -118,3 +166,11 @@ class ControlApi:
             return self._missing(request)
         with account.lock:
             return JSONResponse([asdict(s) for s in account.statements])
+
+
+def _pipe_name(text: str) -> QualifiedName:
+    """``DB.SCHEMA.PIPE`` (identifier rules of facts §9: quote a part to keep its case)."""
+    parts = split_name(text)
+    if len(parts) != 3:
+        raise ValueError(f"a pipe is named db.schema.pipe, not {text!r}")
+    return (parts[0], parts[1], parts[2])

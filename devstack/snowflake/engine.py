@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from fakesnow.dialect import parse_one
 from fakesnow.instance import FakeSnow
 
 from .errors import SnowflakeError, does_not_exist
@@ -152,6 +153,19 @@ def snowflake_message(duckdb_message: str) -> str:
     return message
 
 
+# A transform's INSERT … SELECT as fakesnow would run it in DuckDB, by (database, schema, Snowflake SQL):
+# translating it costs more than loading a small file, and every file of a pipe runs the same statement.
+_TRANSLATED: dict[tuple[str, str, str], str] = {}
+
+
+def _duckdb_sql(cursor: Any, sql: str) -> str:
+    key = (str(cursor._conn.database), str(cursor._conn.schema), sql)
+    if key not in _TRANSLATED:
+        (statement,) = cursor._transform_explode(parse_one(sql))
+        _TRANSLATED[key] = cursor._transform(statement, None).sql(dialect="duckdb")
+    return _TRANSLATED[key]
+
+
 class TableLoader:
     """Runs one file's records through a COPY transform into a table of one account."""
 
@@ -220,7 +234,8 @@ class TableLoader:
         select = ", ".join(exprs)
         cursor = self.conn.cursor()
         try:
-            cursor.execute(f"INSERT INTO {scratch} SELECT {select} FROM {_SOURCE} ORDER BY _floe_row")
+            batch = f"INSERT INTO {scratch} SELECT {select} FROM {_SOURCE} ORDER BY _floe_row"
+            cursor._duck_conn.execute(_duckdb_sql(cursor, batch))
             return scratch, []
         except Exception:
             self.duck.execute(f"DELETE FROM {scratch}")
@@ -270,6 +285,11 @@ class Prepared:
     outcome: Outcome
     scratch: str | None
     targets: list[str]
+    owns_loader: bool = True  # False: the loader is shared by a batch, which closes it
+
+    def release(self) -> None:
+        if self.owns_loader:
+            self.loader.close()
 
 
 def prepare(
@@ -282,23 +302,28 @@ def prepare(
     options: dict[str, Any],
     on_error: OnError,
     scan_time: float,
+    shared: TableLoader | None = None,
 ) -> Prepared:
-    loader = TableLoader(fakesnow, table)
+    """shared: a loader of the table that the caller keeps for several files, committing each before the
+    next is prepared (each file replaces the loader's temp tables)."""
+    loader = shared or TableLoader(fakesnow, table)
+    owned = shared is None
     try:
         targets, select = loader.select_list(columns, exprs)
         try:
             text = _decompress(file, options).decode("utf-8", errors="replace")
         except _DecompressionError as error:
-            return Prepared(loader, whole_file_failure(str(error), on_error), None, targets)
+            return Prepared(loader, whole_file_failure(str(error), on_error), None, targets, owned)
         records, parse_errors, seen = parse_records(text, options)
         loader.stage_records(file, records, scan_time)
         scratch, row_errors = loader.evaluate(targets, select, len(records))
     except BaseException:
-        loader.close()
+        if owned:
+            loader.close()
         raise
     errors = sorted(parse_errors + row_errors, key=lambda e: e.line or 0)
     good = len(records) - len(row_errors)
-    return Prepared(loader, _decide(on_error, seen, good, errors), scratch, targets)
+    return Prepared(loader, _decide(on_error, seen, good, errors), scratch, targets, owned)
 
 
 def _decide(on_error: OnError, parsed: int, good: int, errors: list[RowError]) -> Outcome:
@@ -330,8 +355,8 @@ def commit(prepared: Prepared) -> Outcome:
                 )
         return prepared.outcome
     finally:
-        prepared.loader.close()
+        prepared.release()
 
 
 def discard(prepared: Prepared) -> None:
-    prepared.loader.close()
+    prepared.release()

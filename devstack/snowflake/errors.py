@@ -13,6 +13,11 @@ class SnowflakeError(Exception):
         self.sqlstate = sqlstate
 
 
+class StageAccessError(SnowflakeError):
+    """The stage cannot be reached: integration gone, disabled or disallowing the URL, role not assumable,
+    S3 permission denied. A pipe stalls on it (STALLED_STAGE_PERMISSION_ERROR) instead of failing files."""
+
+
 class LoginError(SnowflakeError):
     """A rejected login; the connector raises DatabaseError ("Failed to connect to DB: …")."""
 
@@ -36,3 +41,7 @@ def syntax_error(detail: str) -> SnowflakeError:
 
 def stage_failure(cause: str) -> SnowflakeError:
     return SnowflakeError(91003, f"Failure using stage area. Cause: [{cause}]", "XX000")
+
+
+def stage_access_denied(cause: str) -> StageAccessError:
+    return StageAccessError(91003, f"Failure using stage area. Cause: [{cause}]", "XX000")

@@ -11,21 +11,76 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
 import boto3
 from botocore.exceptions import ClientError
 
-from .errors import SnowflakeError, stage_failure
+from .errors import SnowflakeError, StageAccessError, stage_access_denied, stage_failure
 from .model import Integration, StagedFile
 
 ACCESS_DENIED = "Access Denied (Status Code: 403; Error Code: AccessDenied)"
+# data-load-s3-config-storage-integration: Snowflake caches the role's temporary credentials for up to
+# 60 minutes; the stand-in keeps an assumed role's S3 client no longer (nor past the credentials' expiry).
+CREDENTIAL_CACHE_SECONDS = 3600.0
 
 
-def assume_role_error() -> SnowflakeError:
-    return SnowflakeError(
+class AwsClients:
+    """The stand-in's boto3 clients, built once (a client costs ~20 ms) and shared by its threads, plus
+    one S3 client per assumed role and external ID until its credentials expire on the stand-in's clock.
+
+    Its own boto3 session: the tests watch the default session's calls."""
+
+    def __init__(self, endpoint_url: str, now: Callable[[], float]) -> None:
+        self.endpoint_url = endpoint_url
+        self._now = now
+        self._lock = threading.Lock()
+        self._session = boto3.session.Session()
+        self._plain: dict[str, Any] = {}
+        self._assumed: dict[tuple[str, str], tuple[Any, float]] = {}
+
+    def _make(self, service: str, **credentials: str) -> Any:
+        region = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
+        make_client: Any = self._session.client
+        with self._lock:  # a boto3 session is not thread-safe; its clients are
+            return make_client(service, endpoint_url=self.endpoint_url, region_name=region, **credentials)
+
+    def client(self, service: str) -> Any:
+        if service not in self._plain:
+            self._plain[service] = self._make(service)
+        return self._plain[service]
+
+    def forget_roles(self) -> None:
+        """A reset: credentials of a previous test's roles are not reused."""
+        self._assumed.clear()
+
+    def assumed_s3(self, role_arn: str, external_id: str) -> Any:
+        """S3 with the role's STS credentials (facts §4: assumed with the integration's external ID)."""
+        now = self._now()
+        cached = self._assumed.get((role_arn, external_id))
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        credentials = self.client("sts").assume_role(
+            RoleArn=role_arn, RoleSessionName="snowflake", ExternalId=external_id
+        )["Credentials"]
+        lifetime = min(credentials["Expiration"].timestamp() - time.time(), CREDENTIAL_CACHE_SECONDS)
+        s3 = self._make(
+            "s3",
+            aws_access_key_id=credentials["AccessKeyId"],
+            aws_secret_access_key=credentials["SecretAccessKey"],
+            aws_session_token=credentials["SessionToken"],
+        )
+        self._assumed[(role_arn, external_id)] = (s3, now + lifetime)
+        return s3
+
+
+def assume_role_error() -> StageAccessError:
+    return StageAccessError(
         91003,
         "Failure using stage area. Cause: [Error assuming AWS_ROLE. Please verify the role and "
         "externalId are configured correctly in your AWS policy.]",
@@ -119,16 +174,18 @@ def split_s3_url(url: str) -> tuple[str, str]:
 
 @dataclass
 class StageStorage:
-    """An S3 location read with an integration's role."""
+    """An S3 location read with an integration's role, for one statement or one drain.
 
-    endpoint_url: str
+    The role's trust and policies are read once per StageStorage, so a revoked trust or permission takes
+    effect at the next statement or drain (Snowflake may take up to the 60-minute credential cache)."""
+
+    aws: AwsClients
     iam_user_arn: str
     integration: Integration
+    _checked: tuple[Any, list[dict[str, Any]]] | None = field(default=None, init=False, repr=False)
 
-    def _client(self, service: str, **credentials: str) -> Any:
-        region = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
-        make_client: Any = boto3.client
-        return make_client(service, endpoint_url=self.endpoint_url, region_name=region, **credentials)
+    def _client(self, service: str) -> Any:
+        return self.aws.client(service)
 
     def _role_name(self) -> str:
         return self.integration.role_arn.rsplit("/", 1)[-1]
@@ -147,7 +204,12 @@ class StageStorage:
         return documents
 
     def _session(self) -> tuple[Any, list[dict[str, Any]]]:
-        """An S3 client with the role's credentials, and the role's policies."""
+        """An S3 client with the role's credentials, and the role's policies (checked once)."""
+        if self._checked is None:
+            self._checked = self._check_role()
+        return self._checked
+
+    def _check_role(self) -> tuple[Any, list[dict[str, Any]]]:
         iam = self._client("iam")
         try:
             trust = _document(iam.get_role(RoleName=self._role_name())["Role"]["AssumeRolePolicyDocument"])
@@ -155,17 +217,7 @@ class StageStorage:
             raise assume_role_error() from None
         if not trust_allows(trust, self.iam_user_arn, self.integration.external_id):
             raise assume_role_error()
-        credentials = self._client("sts").assume_role(
-            RoleArn=self.integration.role_arn,
-            RoleSessionName="snowflake",
-            ExternalId=self.integration.external_id,
-        )["Credentials"]
-        s3 = self._client(
-            "s3",
-            aws_access_key_id=credentials["AccessKeyId"],
-            aws_secret_access_key=credentials["SecretAccessKey"],
-            aws_session_token=credentials["SessionToken"],
-        )
+        s3 = self.aws.assumed_s3(self.integration.role_arn, self.integration.external_id)
         return s3, self._role_policies()
 
     def list(self, url: str, base_url: str) -> list[StagedFile]:
@@ -174,7 +226,7 @@ class StageStorage:
         s3, policies = self._session()
         context = {"s3:prefix": prefix}
         if not is_allowed(policies, "s3:ListBucket", f"arn:aws:s3:::{bucket}", context):
-            raise stage_failure(ACCESS_DENIED)
+            raise stage_access_denied(ACCESS_DENIED)
         _, base_prefix = split_s3_url(base_url)
         files: list[StagedFile] = []
         try:
@@ -198,7 +250,7 @@ class StageStorage:
     def read(self, bucket: str, key: str) -> bytes:
         s3, policies = self._session()
         if not is_allowed(policies, "s3:GetObject", f"arn:aws:s3:::{bucket}/{key}", {}):
-            raise stage_failure(ACCESS_DENIED)
+            raise stage_access_denied(ACCESS_DENIED)
         try:
             return bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
         except ClientError as error:

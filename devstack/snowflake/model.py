@@ -9,6 +9,8 @@ from typing import Any
 
 from fakesnow.instance import FakeSnow
 
+from .readings import TODAY, Reading
+
 # Names are (database, schema, object) after identifier normalisation (docs/snowflake-facts.md §9).
 QualifiedName = tuple[str, str, str]
 
@@ -187,11 +189,18 @@ class Pipe:
     id: str = field(default_factory=new_id)
     # Snowpipe load metadata: path+name -> when it entered (docs/snowflake-facts.md §1: 14 days, path+name not eTag).
     load_metadata: dict[str, float] = field(default_factory=dict)
+    # When each file's load finished (any status): the `requeue` reading skips a second queue entry.
+    loaded_at: dict[str, float] = field(default_factory=dict)
     queue: list[QueuedFile] = field(default_factory=list)
     last_ingested_at: float | None = None
     last_ingested_path: str | None = None
+    # SYSTEM$PIPE_STATUS `error`: why the pipe cannot run (a stall or a forced state), never a file's error.
     last_error: str | None = None
     last_error_at: float | None = None
+    # A STALLED_* state the pipe fell into (e.g. the stage's role lost S3 access), cleared when it recovers.
+    stall: str | None = None
+    # An executionState forced through the control API (tests); None follows the model.
+    forced_state: str | None = None
 
 
 @dataclass
@@ -266,7 +275,10 @@ class Account:
     table_load_metadata: dict[QualifiedName, dict[str, tuple[str, float]]] = field(default_factory=dict)
     history: list[LoadRecord] = field(default_factory=list)
     settings: Settings = field(default_factory=Settings)
+    reading: Reading = TODAY
     fail_requests: int = 0
+    # Login requests answered HTTP 403, which the connector does not retry.
+    reject_logins: int = 0
     fail_files: dict[str, str] = field(default_factory=dict)
     logins: int = 0
     warehouse_resumes: int = 0

@@ -11,13 +11,15 @@ from typing import Any
 
 from . import engine, results
 from .context import Context, Runtime
-from .errors import SnowflakeError, already_exists, does_not_exist
-from .iam import split_s3_url
-from .model import Account, CopySpec, LoadRecord, Pipe, QualifiedName, QueuedFile, StagedFile, display
+from .errors import SnowflakeError, StageAccessError, already_exists, does_not_exist
+from .iam import StageStorage, split_s3_url
+from .model import Account, CopySpec, LoadRecord, Pipe, QualifiedName, QueuedFile, Stage, StagedFile, display
+from .readings import Reading
 from .results import Column, Result
 from .security import pipe_allows, record_ownership
 from .sqltext import Parser, find_matching_paren, split_name, split_top_level, tokenize
 from .storage import (
+    NAME_PART,
     _in_scope,
     _show_filters,
     get_stage,
@@ -37,6 +39,23 @@ HISTORY_TTL = 14 * DAY  # docs/snowflake-facts.md §2: COPY_HISTORY covers the l
 
 # docs/snowflake-facts.md §5: COPY options a pipe does not support.
 _UNSUPPORTED_IN_PIPE = ("FILES", "SIZE_LIMIT", "PURGE", "FORCE", "RETURN_FAILED_ONLY", "VALIDATION_MODE")
+
+STALLED_PERMISSION = "STALLED_STAGE_PERMISSION_ERROR"
+# https://docs.snowflake.com/en/sql-reference/functions/system_pipe_status: every executionState.
+EXECUTION_STATES = (
+    "RUNNING",
+    "PAUSED",
+    "STALLED_COMPILATION_ERROR",
+    "STALLED_INITIALIZATION_ERROR",
+    "STALLED_EXECUTION_ERROR",
+    "STALLED_INTERNAL_ERROR",
+    STALLED_PERMISSION,
+    "STOPPED_STAGE_ALTERED",
+    "STOPPED_STAGE_DROPPED",
+    "STOPPED_FILE_FORMAT_DROPPED",
+    "STOPPED_MISSING_TABLE",
+    "STOPPED_CLONED",
+)
 
 _HISTORY_STATUS = {
     engine.STATUS_LOADED: "Loaded",
@@ -68,7 +87,7 @@ def parse_copy(ctx: Context, sql: str) -> tuple[CopySpec, dict[str, Any]]:
     else:
         stage_text = _stage_reference(sql[token.start :])
         _skip_to(p, token.start + len(stage_text) - 1)
-    if not stage_text.startswith("@"):
+    if not stage_text.lstrip("'").startswith("@"):
         raise SnowflakeError(1003, "SQL compilation error:\nthe stand-in loads only from a named stage (@stage)")
     stage, path = parse_stage_reference(ctx, stage_text)
     options = p.options()
@@ -96,13 +115,11 @@ def _skip_to(p: Parser, close: int) -> None:
         p.pos += 1
 
 
-_NAME_PART = r'(?:"(?:[^"]|"")*"|[^\s."/()]+)'
-_STAGE_REFERENCE = re.compile(rf"@{_NAME_PART}(?:\.{_NAME_PART})*(?:/[^\s()]*)?")
+_STAGE_REFERENCE = re.compile(rf"'(?:[^'\\]|\\.|'')*'|@{NAME_PART}(?:\.{NAME_PART})*(?:/[^\s()]*)?")
 
 
 def _stage_reference(text: str) -> str:
-    """``@db."My Stage"/path`` at the start of `text`: quoted parts may hold spaces and dots
-    (docs/snowflake-facts.md §9)."""
+    """``@db."My Stage"/path`` or ``'@db."My Stage"/path'`` at the start of `text` (docs/snowflake-facts.md §9)."""
     match = _STAGE_REFERENCE.match(text)
     return match.group(0) if match else text.split(maxsplit=1)[0] if text.strip() else ""
 
@@ -259,7 +276,10 @@ def _set_options(p: Parser) -> dict[str, Any]:
 
 
 def execution_state(account: Account, pipe: Pipe) -> str:
-    """facts §2 executionState: PAUSED, STOPPED_* when what the pipe names is gone, else RUNNING."""
+    """facts §2 executionState: a forced state, PAUSED, STOPPED_* when what the pipe names is gone, a
+    stall, else RUNNING."""
+    if pipe.forced_state is not None:
+        return pipe.forced_state
     if pipe.paused:
         return "PAUSED"
     stage = account.stages.get(pipe.copy.stage)
@@ -274,11 +294,12 @@ def execution_state(account: Account, pipe: Pipe) -> str:
         engine.TableLoader._describe(account.fakesnow.duck_conn.cursor(), pipe.copy.table)
     except SnowflakeError:
         return "STOPPED_MISSING_TABLE"
-    return "RUNNING"
+    return pipe.stall or "RUNNING"
 
 
 def _forget_expired(account: Account, pipe: Pipe, now: float) -> None:
     pipe.load_metadata = {k: t for k, t in pipe.load_metadata.items() if now - t < PIPE_METADATA_TTL}
+    pipe.loaded_at = {k: t for k, t in pipe.loaded_at.items() if k in pipe.load_metadata}
     for table, files in account.table_load_metadata.items():
         account.table_load_metadata[table] = {k: v for k, v in files.items() if now - v[1] < TABLE_METADATA_TTL}
 
@@ -311,59 +332,150 @@ def refresh(ctx: Context, pipe: Pipe, prefix: Any, modified_after: Any) -> Resul
     _forget_expired(account, pipe, now)
     since = _modified_after(modified_after, now)
     bulk_loaded = account.table_load_metadata.get(pipe.copy.table, {})
+    known = _known_to_pipe(account.reading, pipe)
     rows: list[list[Any]] = []
     for file in sorted(files, key=lambda f: f.key):
-        if file.last_modified < since or file.relative_path in pipe.load_metadata or file.key in bulk_loaded:
+        if file.last_modified < since or file.relative_path in known or file.key in bulk_loaded:
             continue
-        if pipe.copy.pattern and not re.fullmatch(pipe.copy.pattern, stage_base(stage) + file.relative_path):
+        if not pattern_selects(pipe.copy.pattern, file):
             continue
-        pipe.load_metadata[file.relative_path] = now
-        pipe.queue.append(QueuedFile(file, now))
-        rows.append([file.relative_path, "SENT"])
-    return Result(results.columns("File", "Status"), rows)
+        _enqueue(pipe, file, now)
+        rows.append([account.reading.shown(file.relative_path), "SENT"])
+    return Result(results.columns("File", "Status"), rows if account.reading.refresh_rows else [])
+
+
+def pattern_selects(pattern: str | None, file: StagedFile) -> bool:
+    """create-pipe / copy-into-table: Snowflake "trims any path segments in the stage definition from the
+    storage location and applies the regular expression to any remaining path segments and filenames"."""
+    return pattern is None or re.fullmatch(pattern, file.relative_path) is not None
+
+
+def _known_to_pipe(reading: Reading, pipe: Pipe) -> set[str]:
+    """Files REFRESH does not send: the pipe's load metadata; under `requeue`, only its finished loads."""
+    if reading.requeue:
+        return {path for path in pipe.load_metadata if path in pipe.loaded_at}
+    return set(pipe.load_metadata)
+
+
+def _enqueue(pipe: Pipe, file: StagedFile, now: float) -> None:
+    pipe.load_metadata[file.relative_path] = now
+    pipe.queue.append(QueuedFile(file, now))
 
 
 def enqueue_files(account: Account, pipe: Pipe, files: list[StagedFile], now: float) -> list[StagedFile]:
-    """Queue files a caller names (Snowpipe REST insertFiles) behind the same path+name load metadata
-    REFRESH obeys (facts §1): a file the pipe already loaded is skipped. Returns the files queued."""
+    """Queue files a caller names (Snowpipe REST insertFiles) behind the same load metadata REFRESH obeys
+    (docs/snowflake-facts.md §1): a file the pipe already knows is skipped. Returns the files queued."""
     _forget_expired(account, pipe, now)
-    queued: list[StagedFile] = []
-    for file in files:
-        if file.relative_path in pipe.load_metadata:
-            continue
-        pipe.load_metadata[file.relative_path] = now
-        pipe.queue.append(QueuedFile(file, now))
-        queued.append(file)
+    known = _known_to_pipe(account.reading, pipe)
+    queued = [file for file in files if file.relative_path not in known]
+    for file in queued:
+        _enqueue(pipe, file, now)
     return queued
 
 
-def load_queued(runtime: Runtime, account: Account, pipe: Pipe, queued: QueuedFile) -> LoadRecord:
-    """Load one file of a pipe's queue (docs/snowflake-facts.md §5: Snowpipe's ON_ERROR default is SKIP_FILE)."""
+class Batch:
+    """What the files of one drain share: each stage's S3 access (one IAM check per stage) and each
+    table's loader (one fakesnow connection per table). Close it to release the loaders."""
+
+    def __init__(self) -> None:
+        self.storages: dict[str, StageStorage] = {}
+        self.loaders: dict[QualifiedName, engine.TableLoader] = {}
+
+    def storage(self, runtime: Runtime, account: Account, stage: Stage) -> StageStorage:
+        if stage.id not in self.storages:
+            self.storages[stage.id] = stage_storage(runtime, account, stage)
+        return self.storages[stage.id]
+
+    def loader(self, account: Account, table: QualifiedName) -> engine.TableLoader:
+        if table not in self.loaders:
+            self.loaders[table] = engine.TableLoader(account.fakesnow, table)
+        return self.loaders[table]
+
+    def __enter__(self) -> Batch:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for loader in self.loaders.values():
+            loader.close()
+
+
+def load_queued(
+    runtime: Runtime,
+    account: Account,
+    pipe: Pipe,
+    queued: QueuedFile,
+    batch: Batch | None = None,
+) -> LoadRecord | None:
+    """Load one file of a pipe's queue (docs/snowflake-facts.md §5: Snowpipe's ON_ERROR default is SKIP_FILE).
+
+    None when nothing was loaded: a duplicate the load metadata skips (`requeue`), or a stage the pipe
+    cannot reach, which stalls the pipe with the file still queued. batch: what the files of one drain
+    share."""
     now = runtime.clock.now()
+    path = queued.file.relative_path
+    if account.reading.requeue and path in pipe.loaded_at:
+        return None
     on_error = engine.OnError.parse(pipe.copy.on_error or "SKIP_FILE")
-    outcome = _load_one(runtime, account, pipe.copy, queued.file, on_error=on_error, now=now)
+    try:
+        outcome = _load_one(runtime, account, pipe.copy, queued.file, on_error=on_error, now=now, batch=batch)
+    except StageAccessError as error:
+        pipe.stall, pipe.last_error, pipe.last_error_at = STALLED_PERMISSION, error.message, now
+        pipe.queue.insert(0, queued)
+        return None
+    if pipe.stall == STALLED_PERMISSION:
+        pipe.stall = pipe.last_error = pipe.last_error_at = None
     record = _record(account, pipe.copy, queued.file, outcome, received_at=queued.received_at, now=now, pipe=pipe)
     account.history.append(record)
-    if outcome.status == engine.STATUS_FAILED:
-        pipe.last_error, pipe.last_error_at = record.first_error_message, now
-    else:
-        pipe.last_ingested_at, pipe.last_ingested_path = now, queued.file.relative_path
+    pipe.loaded_at[path] = now
+    if outcome.status == engine.STATUS_FAILED and account.reading.resend_failed:
+        # alter-pipe: REFRESH "queues only those files that were not loaded already".
+        pipe.load_metadata.pop(path, None)
+        pipe.loaded_at.pop(path, None)
+    elif outcome.status != engine.STATUS_FAILED:
+        pipe.last_ingested_at, pipe.last_ingested_path = now, path
     return record
 
 
 def _load_one(
-    runtime: Runtime, account: Account, copy: CopySpec, file: StagedFile, *, on_error: engine.OnError, now: float
+    runtime: Runtime,
+    account: Account,
+    copy: CopySpec,
+    file: StagedFile,
+    *,
+    on_error: engine.OnError,
+    now: float,
+    batch: Batch | None,
 ) -> engine.Outcome:
-    prepared = _prepare(runtime, account, copy, file, on_error=on_error, now=now)
+    if batch is None:
+        with Batch() as own:
+            return _load_one(runtime, account, copy, file, on_error=on_error, now=now, batch=own)
+    try:
+        loader = batch.loader(account, copy.table)
+    except SnowflakeError as error:
+        return engine.whole_file_failure(error.message, on_error)
+    prepared = _prepare(
+        runtime, account, copy, file, on_error=on_error, now=now, stall_on_access=True, batch=batch, loader=loader
+    )
     if isinstance(prepared, engine.Outcome):
         return prepared
     return engine.commit(prepared)
 
 
 def _prepare(
-    runtime: Runtime, account: Account, copy: CopySpec, file: StagedFile, *, on_error: engine.OnError, now: float
+    runtime: Runtime,
+    account: Account,
+    copy: CopySpec,
+    file: StagedFile,
+    *,
+    on_error: engine.OnError,
+    now: float,
+    stall_on_access: bool = False,
+    batch: Batch | None = None,
+    loader: engine.TableLoader | None = None,
 ) -> engine.Prepared | engine.Outcome:
-    """Read and evaluate a file; an Outcome when it fails as a whole (fault, storage, format)."""
+    """Read and evaluate a file; an Outcome when it fails as a whole (fault, storage, format).
+
+    With stall_on_access a stage access error is raised instead: Snowpipe stalls on it."""
     if (fault := account.fail_files.get(file.key)) is not None:
         return engine.whole_file_failure(fault, on_error)
     try:
@@ -372,7 +484,7 @@ def _prepare(
             raise does_not_exist("Stage", display(copy.stage))
         options = resolve_file_format(account, copy.file_format or stage.file_format)
         bucket, _ = split_s3_url(stage.url)
-        data = stage_storage(runtime, account, stage).read(bucket, file.key)
+        data = (batch or Batch()).storage(runtime, account, stage).read(bucket, file.key)
         source = engine.SourceFile(file.relative_path, data, file.last_modified)
         return engine.prepare(
             account.fakesnow,
@@ -383,8 +495,12 @@ def _prepare(
             options=options,
             on_error=on_error,
             scan_time=now,
+            shared=loader,
         )
     except SnowflakeError as error:
+        # system_pipe_status: a pipe that cannot reach its stage stalls instead of failing file after file.
+        if stall_on_access and isinstance(error, StageAccessError):
+            raise
         return engine.whole_file_failure(error.message, on_error)
 
 
@@ -397,14 +513,15 @@ def _record(
     received_at: float,
     now: float,
     pipe: Pipe | None,
+    status: str | None = None,
 ) -> LoadRecord:
-    stage = account.stages.get(copy.stage)
+    file_name, stage_location = history_location(account.reading, account.stages.get(copy.stage), file)
     first = outcome.first_error
     return LoadRecord(
-        file_name=file.relative_path,
-        stage_location=stage_base(stage) if stage else "",
+        file_name=file_name,
+        stage_location=stage_location,
         table=copy.table,
-        status=_HISTORY_STATUS[outcome.status],
+        status=status or _HISTORY_STATUS[outcome.status],
         received_at=received_at,
         last_load_time=now,
         visible_at=now + account.settings.history_lag_seconds,
@@ -428,18 +545,32 @@ def load_due(runtime: Runtime, account: Account, everything: bool) -> dict[str, 
     delay = account.settings.load_delay_seconds
     if not everything and delay is None:
         return counts
-    with account.lock:
+    with account.lock, Batch() as batch:
         for pipe in list(account.pipes.values()):
-            if pipe.paused:
+            # A stalled pipe keeps trying the stage (it recovers when access returns); others wait.
+            if execution_state(account, pipe) not in ("RUNNING", STALLED_PERMISSION):
                 continue
             now = runtime.clock.now()
             due = [q for q in pipe.queue if everything or now - q.received_at >= (delay or 0)]
             for queued in due:
                 pipe.queue.remove(queued)
-                record = load_queued(runtime, account, pipe, queued)
-                key = {"Loaded": "loaded", "Load failed": "failed"}.get(record.status, "partially_loaded")
-                counts[key] += 1
+                record = load_queued(runtime, account, pipe, queued, batch)
+                if pipe.stall is not None:
+                    break
+                if record is not None:
+                    key = {"Loaded": "loaded", "Load failed": "failed"}.get(record.status, "partially_loaded")
+                    counts[key] += 1
     return counts
+
+
+def history_location(reading: Reading, stage: Stage | None, file: StagedFile) -> tuple[str, str]:
+    """COPY_HISTORY's FILE_NAME and STAGE_LOCATION for a file, as the reading names them."""
+    if stage is None:
+        return reading.shown(file.relative_path), ""
+    if reading.bucket_paths:
+        bucket, _ = split_s3_url(stage.url)
+        return reading.shown(file.key), f"s3://{bucket}/"
+    return reading.shown(file.relative_path), stage_base(stage)
 
 
 # ---- bulk COPY INTO ---------------------------------------------------------------------------
@@ -459,17 +590,23 @@ def copy_into(ctx: Context, sql: str) -> Result:
     stage = get_stage(ctx, spec.stage)
     on_error = engine.OnError.parse(spec.on_error or "ABORT_STATEMENT")
     loaded = account.table_load_metadata.setdefault(spec.table, {})
-    files = [f for f in list_files(ctx.runtime, account, stage, spec.path) if _selected(spec, stage_base(stage), f)]
+    files = [f for f in list_files(ctx.runtime, account, stage, spec.path) if _selected(spec, f)]
     files = [f for f in files if spec.force or loaded.get(f.key, ("", 0.0))[0] != f.etag]
     if not files:
         return Result([Column("status")], [["Copy executed with 0 files processed."]])
-    prepared = [(f, _prepare(ctx.runtime, account, spec, f, on_error=on_error, now=now)) for f in files]
+    batch = Batch()  # its S3 access only: every file is prepared before any commits, each with its loader
+    prepared = [(f, _prepare(ctx.runtime, account, spec, f, on_error=on_error, now=now, batch=batch)) for f in files]
     if on_error.mode == "ABORT_STATEMENT":
         _abort_on_first_error(prepared)
     rows: list[list[Any]] = []
     for file, item in prepared:
         outcome = item if isinstance(item, engine.Outcome) else engine.commit(item)
-        account.history.append(_record(account, spec, file, outcome, received_at=now, now=now, pipe=None))
+        # copy_history lists `Load skipped`: a bulk COPY skipping a file under ON_ERROR = SKIP_FILE*.
+        skipped = on_error.mode == "SKIP_FILE" and outcome.status == engine.STATUS_FAILED
+        status = "Load skipped" if skipped else None
+        account.history.append(
+            _record(account, spec, file, outcome, received_at=now, now=now, pipe=None, status=status)
+        )
         if outcome.status != engine.STATUS_FAILED:
             loaded[file.key] = (file.etag, now)
         first = outcome.first_error
@@ -480,10 +617,10 @@ def copy_into(ctx: Context, sql: str) -> Result:
     return Result(_COPY_COLUMNS, rows)
 
 
-def _selected(spec: CopySpec, base: str, file: StagedFile) -> bool:
+def _selected(spec: CopySpec, file: StagedFile) -> bool:
     if spec.files is not None and file.relative_path.removeprefix(spec.path) not in spec.files:
         return False
-    return spec.pattern is None or re.fullmatch(spec.pattern, base + file.relative_path) is not None
+    return pattern_selects(spec.pattern, file)
 
 
 def _abort_on_first_error(prepared: list[tuple[StagedFile, engine.Prepared | engine.Outcome]]) -> None:
@@ -521,8 +658,7 @@ def history_rows(
     ]
     in_progress = [
         LoadRecord(
-            file_name=q.file.relative_path,
-            stage_location=stage_base(account.stages[pipe.copy.stage]) if pipe.copy.stage in account.stages else "",
+            *history_location(account.reading, account.stages.get(pipe.copy.stage), q.file),
             table=table,
             status="Load in progress",
             received_at=q.received_at,
@@ -537,7 +673,7 @@ def history_rows(
             pipe_id=pipe.id,
         )
         for pipe in account.pipes.values()
-        if pipe.copy.table == table
+        if pipe.copy.table == table and account.reading.queued_in_history
         for q in pipe.queue
     ]
     rows = visible + in_progress

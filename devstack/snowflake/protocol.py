@@ -59,6 +59,20 @@ def _ident(value: str | None) -> str | None:
     return split_name(value)[-1] if value else None
 
 
+def login_forbidden() -> Response:
+    """An injected login rejection: HTTP 403 on the login request, which connector 4.x raises as
+    ForbiddenError at once (network.py: "FORBIDDEN error when trying to login" is not retried)."""
+    return Response("Forbidden", status_code=403, media_type="text/plain")
+
+
+def _take_login_rejection(account: Account) -> bool:
+    with account.lock:
+        if account.reject_logins > 0:
+            account.reject_logins -= 1
+            return True
+    return False
+
+
 def _take_fault(account: Account) -> bool:
     with account.lock:
         if account.fail_requests > 0:
@@ -91,6 +105,8 @@ class Protocol:
     async def login(self, request: Request) -> Response:
         data = (await _json_body(request))["data"]
         account = self.state.account(str(data.get("ACCOUNT_NAME", "")))
+        if account is not None and _take_login_rejection(account):
+            return login_forbidden()
         if account is not None and _take_fault(account):
             return network_failure()
         try:

@@ -18,6 +18,7 @@ from starlette.applications import Starlette
 from . import pipes
 from .control import StandInControl
 from .control_api import ControlApi
+from .fakesnow_bridge import claim_stage_dir, release_stage_dir
 from .protocol import Protocol
 from .snowpipe_rest import SnowpipeRest
 from .state import StandInState
@@ -65,6 +66,7 @@ class StandIn:
         self._loop = _LoadLoop(self.state)
 
     def start(self) -> StandIn:
+        claim_stage_dir(self)
         self._thread.start()
         deadline = time.monotonic() + 10
         while not self._server.started:
@@ -79,6 +81,7 @@ class StandIn:
         self._server.should_exit = True
         self._thread.join(timeout=10)
         self._socket.close()
+        release_stage_dir(self)
 
     def __enter__(self) -> StandIn:
         return self.start()

@@ -253,10 +253,10 @@ def insert(
     stage = account.stages.get(pipe.copy.stage)
     base = stage_base(stage) if stage else ""
     prefix = split_s3_url(base)[1] if base else ""
-    pattern = pipe.copy.pattern
-    unmatched = [path for path, _ in files if pattern and not re.fullmatch(pattern, base + path)]
     # The stand-in does not read S3 here: Snowflake only records the names; a missing file fails its load.
-    staged = [StagedFile(prefix + path, path, size, "", now) for path, size in files if path not in unmatched]
+    named = [StagedFile(prefix + path, path, size, "", now) for path, size in files]
+    staged = [file for file in named if pipes.pattern_selects(pipe.copy.pattern, file)]
+    unmatched = [file.relative_path for file in named if not pipes.pattern_selects(pipe.copy.pattern, file)]
     rest = account.snowpipe_rest
     for file in pipes.enqueue_files(account, pipe, staged, now):
         submission = RestSubmission(pipe.id, file.relative_path, base, file.size, now)

@@ -14,6 +14,7 @@ from .clock import Clock
 from .context import Runtime, Session
 from .fakesnow_bridge import fakesnow_sessions
 from .model import SYSTEM_ROLES, Account, Grant, Role, StatementRecord, User, Warehouse
+from .readings import TODAY, Reading
 
 
 def _iam_user_arn() -> str:
@@ -29,6 +30,8 @@ class StandInState:
         self.accounts: dict[str, Account] = {}
         self.sessions: dict[str, Session] = {}
         self.lock = threading.Lock()
+        # The reading of accounts created from now on (a reset keeps it: a test session chooses it).
+        self.default_reading: Reading = TODAY
 
     def reset(self) -> None:
         with self.lock:
@@ -38,6 +41,7 @@ class StandInState:
             self.accounts.clear()
             self.runtime.clock.reset()
             self.runtime.staged_times.clear()
+            self.runtime.aws.forget_roles()
 
     def account(self, name: str) -> Account | None:
         """Account identifiers are case-insensitive."""
@@ -45,7 +49,13 @@ class StandInState:
 
     def create_account(self, name: str, admin_user: str, admin_password: str) -> Account:
         now = self.runtime.clock.now()
-        account = Account(name=name.upper(), iam_user_arn=_iam_user_arn(), fakesnow=FakeSnow(), created_on=now)
+        account = Account(
+            name=name.upper(),
+            iam_user_arn=_iam_user_arn(),
+            fakesnow=FakeSnow(),
+            created_on=now,
+            reading=self.default_reading,
+        )
         account.roles = {role: Role(role, created_on=now) for role in SYSTEM_ROLES}
         admin = admin_user.upper()
         account.users[admin] = User(admin, password=admin_password, default_role="ACCOUNTADMIN", created_on=now)

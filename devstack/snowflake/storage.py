@@ -9,12 +9,12 @@ from typing import Any
 
 from . import results
 from .context import Context, Runtime
-from .errors import SnowflakeError, already_exists, does_not_exist, insufficient_privileges
+from .errors import SnowflakeError, StageAccessError, already_exists, does_not_exist, insufficient_privileges
 from .iam import StageStorage, split_s3_url
 from .model import Account, FileFormat, Integration, NamedFileFormat, QualifiedName, Stage, StagedFile, display
 from .results import Column, Result
 from .security import effective_roles, has_privilege, record_ownership, require_create_integration
-from .sqltext import OptionValue, Parser, like_to_regex, split_name
+from .sqltext import OptionValue, Parser, like_to_regex, split_name, unquote_string
 
 
 def _strings(value: OptionValue | None) -> list[str]:
@@ -114,7 +114,7 @@ def location_allowed(integration: Integration, url: str) -> bool:
 
 
 def _location_not_allowed(url: str, integration: str) -> SnowflakeError:
-    return SnowflakeError(
+    return StageAccessError(
         3074,
         f"SQL execution error:\nLocation '{url}' is not allowed by integration '{integration}'. "
         "Please use DESC INTEGRATION to check out allowed and blocked locations.",
@@ -339,24 +339,44 @@ def stage_storage(runtime: Runtime, account: Account, stage: Stage) -> StageStor
     integration = account.integrations.get(stage.integration or "")
     if integration is None or integration.id != stage.integration_id:
         # docs/snowflake-facts.md §4: CREATE OR REPLACE INTEGRATION "breaks the association" with stages.
-        raise SnowflakeError(
+        raise StageAccessError(
             3077,
             f"SQL execution error:\nIntegration '{stage.integration}' associated with the stage "
             f"'{display(stage.name)}' cannot be found.",
             "42000",
         )
     if not integration.enabled:
-        raise SnowflakeError(3073, f"SQL execution error:\nIntegration '{integration.name}' is disabled.", "42000")
+        raise StageAccessError(3073, f"SQL execution error:\nIntegration '{integration.name}' is disabled.", "42000")
     if not location_allowed(integration, stage.url):
         raise _location_not_allowed(stage.url, integration.name)
-    return StageStorage(runtime.aws_endpoint_url, account.iam_user_arn, integration)
+    return StageStorage(runtime.aws, account.iam_user_arn, integration)
+
+
+NAME_PART = r'(?:"(?:[^"]|"")*"|[^\s."/()]+)'
+_NAME = re.compile(rf"{NAME_PART}(?:\.{NAME_PART})*")
+# Characters an identifier may hold without making its stage reference need single quotes.
+_PLAIN_IDENTIFIER = re.compile(r"[A-Za-z0-9_$]+")
 
 
 def parse_stage_reference(ctx: Context, text: str) -> tuple[QualifiedName, str]:
-    """``@db.sch.stage/some/path/`` -> (stage name, 'some/path/')."""
-    body = text.removeprefix("@")
-    name_part, _, path = body.partition("/")
-    return ctx.qualify(split_name(name_part), "use stage"), path
+    """``@db.sch.stage/some/path/`` or ``'@"My DB"."S"."st"/path/'`` -> (stage name, 'some/path/').
+
+    list and copy-into-table: a stage name with spaces or special characters "must be enclosed in single
+    quotes (e.g. '@"my stage"')"; unquoted, Snowflake cannot parse it, and neither does the stand-in."""
+    quoted = text.startswith("'")
+    body = (unquote_string(text) if quoted else text).removeprefix("@")
+    match = _NAME.match(body)
+    if match is None:
+        raise SnowflakeError(1003, f"SQL compilation error:\nsyntax error: invalid stage reference {text}")
+    parts = split_name(match.group(0))
+    if not quoted and not all(_PLAIN_IDENTIFIER.fullmatch(part) for part in parts):
+        raise SnowflakeError(
+            1003,
+            f"SQL compilation error:\nsyntax error line 1 unexpected '{text}'. A stage name with spaces or "
+            "special characters must be enclosed in single quotes, e.g. '@\"my stage\"'.",
+        )
+    path = body[match.end() :].removeprefix("/")
+    return ctx.qualify(parts, "use stage"), path
 
 
 def stage_base(stage: Stage) -> str:
@@ -383,5 +403,6 @@ def list_stage(ctx: Context, p: Parser) -> Result:
     if pattern:
         regex = re.compile(str(pattern))
         files = [f for f in files if regex.fullmatch(base + f.relative_path)]
-    rows = [[base + f.relative_path, f.size, f.etag, formatdate(f.last_modified, usegmt=True)] for f in files]
+    shown = ctx.account.reading.shown
+    rows = [[base + shown(f.relative_path), f.size, f.etag, formatdate(f.last_modified, usegmt=True)] for f in files]
     return Result(results.columns("name", "size:fixed", "md5", "last_modified"), rows)

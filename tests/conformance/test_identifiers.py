@@ -33,7 +33,8 @@ def test_unquoted_names_are_stored_upper_case_and_quoted_ones_are_distinct(targe
 def test_quoted_mixed_case_names_through_the_whole_pipe(target: Target) -> None:
     """§9: quoted identifiers "may contain any character", each part of a qualified name quoted; §2:
     SYSTEM$PIPE_STATUS takes case-sensitive names as `'db.sch."myPipe"'`. A table, stage and pipe with
-    mixed case, dots and spaces in their names load a file like any other."""
+    mixed case, dots and spaces in their names load a file like any other. Such a stage is referenced in
+    single quotes (https://docs.snowflake.com/en/sql-reference/sql/copy-into-table)."""
     prefix = target.prefix("quoted")
     access = target.create_access("QUOTED", allowed_prefixes=[prefix])
     schema = f"{target.database}.{target.schema}"
@@ -49,7 +50,7 @@ def test_quoted_mixed_case_names_through_the_whole_pipe(target: Target) -> None:
         target.admin,
         f"CREATE PIPE {pipe} AUTO_INGEST = FALSE AS COPY INTO {table} (A, N, SRC_FILE, SRC_ROW) "
         "FROM (SELECT $1:a::STRING, $1:n::NUMBER, METADATA$FILENAME, METADATA$FILE_ROW_NUMBER "
-        f"FROM @{stage}) FILE_FORMAT = (FORMAT_NAME = {target.file_format()})",
+        f"FROM '@{stage}') FILE_FORMAT = (FORMAT_NAME = {target.file_format()})",
     )
     staged = target.put_file(prefix, "events", records("quoted", 2))
 

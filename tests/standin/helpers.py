@@ -90,3 +90,54 @@ def make_role(name: str, trusted_arn: str, external_id: str | None, prefix: str)
     }
     iam.put_role_policy(RoleName=name, PolicyName="read", PolicyDocument=json.dumps(policy))
     return str(role["Arn"])
+
+
+PREFIX = "live/acme/"
+HISTORY = (
+    "SELECT FILE_NAME, STATUS, ROW_COUNT, ROW_PARSED, ERROR_COUNT, FIRST_ERROR_MESSAGE, FIRST_ERROR_LINE_NUMBER "
+    "FROM TABLE(INFORMATION_SCHEMA.COPY_HISTORY(TABLE_NAME => 'EVENTS', "
+    "START_TIME => DATEADD(hour, -1, CURRENT_TIMESTAMP()))) ORDER BY FILE_NAME"
+)
+PIPE = (
+    "CREATE OR REPLACE PIPE P AUTO_INGEST = FALSE COMMENT = 'v1' AS COPY INTO EVENTS (ID, FLAG, TS, FILE, ROW_NO) "
+    "FROM (SELECT $1:id::NUMBER, $1:flag::VARCHAR, TO_TIMESTAMP_NTZ($1:ts::NUMBER, 3), METADATA$FILENAME, "
+    "METADATA$FILE_ROW_NUMBER FROM @S) FILE_FORMAT = (FORMAT_NAME = 'JSON_GZ')"
+)
+
+
+def integration_identity(conn: Any) -> tuple[str, str]:
+    props = {row[0]: row[2] for row in run(conn, "DESC INTEGRATION I")}
+    return props["STORAGE_AWS_IAM_USER_ARN"], props["STORAGE_AWS_EXTERNAL_ID"]
+
+
+def setup_acme(server: StandIn, trust_ok: bool = True) -> Any:
+    server.control.create_account("acme")
+    s3().create_bucket(Bucket=BUCKET)
+    conn = connect(server, "acme", database="DB", schema="PUBLIC", warehouse="COMPUTE_WH")
+    run(conn, "CREATE ROLE LOADER")  # an integration needs a role ARN first; the trust comes after DESC
+    run(
+        conn,
+        "CREATE STORAGE INTEGRATION I TYPE = EXTERNAL_STAGE STORAGE_PROVIDER = 'S3' "
+        "STORAGE_AWS_ROLE_ARN = 'arn:aws:iam::123456789012:role/floe/snowflake/acme' ENABLED = TRUE "
+        f"STORAGE_ALLOWED_LOCATIONS = ('s3://{BUCKET}/{PREFIX}')",
+    )
+    user_arn, external_id = integration_identity(conn)
+    # A trust without the integration's external id is the "missing trust" case (facts §4).
+    make_role("acme", user_arn, external_id if trust_ok else "another-external-id", PREFIX)
+    run(conn, "CREATE FILE FORMAT JSON_GZ TYPE = JSON COMPRESSION = GZIP")
+    run(
+        conn,
+        f"CREATE STAGE S URL = 's3://{BUCKET}/{PREFIX}' STORAGE_INTEGRATION = I "
+        "FILE_FORMAT = (FORMAT_NAME = 'JSON_GZ')",
+    )
+    run(
+        conn,
+        "CREATE TABLE IF NOT EXISTS EVENTS (ID NUMBER, FLAG VARCHAR, TS TIMESTAMP_NTZ, FILE VARCHAR, ROW_NO NUMBER) "
+        "COMMENT = 'v1'",
+    )
+    run(conn, PIPE)
+    return conn
+
+
+def put_event(key: str, body: bytes) -> None:
+    s3().put_object(Bucket=BUCKET, Key=PREFIX + key, Body=body)
