@@ -1,7 +1,8 @@
 """SQL rendering: one Jinja template per statement kind (`sql_templates/*.sql`), values only through filters.
 
 A value reaches SQL only through `ident` (validated, double-quoted, `"` doubled; a tuple is a qualified
-name, each part quoted) or `literal` (single-quoted, `'` doubled, `\\` escaped). Both return `SqlText`;
+name, each part quoted), `literal` (single-quoted, `'` doubled, `\\` escaped) or `stage_ref` (a stage
+as `'@"db"."schema"."stage"'`: `ident`, then `literal`). All three return `SqlText`;
 the environment's `finalize` refuses anything else, so a template that prints a raw value fails to render
 instead of producing injectable SQL. Undefined names are errors too (`StrictUndefined`).
 
@@ -109,6 +110,13 @@ def literal(value: object) -> SqlText:
     return SqlText("'" + text.replace("\\", "\\\\").replace("'", "''") + "'")
 
 
+def stage_ref(value: object) -> SqlText:
+    """A stage reference as Snowflake documents it for names with spaces or special characters: the
+    whole `@"db"."schema"."stage"` single-quoted (docs/snowflake-facts.md §9). Quoted always, so one
+    rule holds for every name; `literal` does the escaping."""
+    return literal(SqlText("@" + ident(value).text))
+
+
 def _only_filtered(value: object) -> str:
     if isinstance(value, SqlText):
         return value.text
@@ -133,6 +141,7 @@ def build_environment(loader: jinja2.BaseLoader) -> jinja2.Environment:
     )
     environment.filters["ident"] = ident
     environment.filters["literal"] = literal
+    environment.filters["stage_ref"] = stage_ref
     return environment
 
 

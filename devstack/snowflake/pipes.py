@@ -68,7 +68,7 @@ def parse_copy(ctx: Context, sql: str) -> tuple[CopySpec, dict[str, Any]]:
     else:
         stage_text = _stage_reference(sql[token.start :])
         _skip_to(p, token.start + len(stage_text) - 1)
-    if not stage_text.startswith("@"):
+    if not stage_text.lstrip("'").startswith("@"):
         raise SnowflakeError(1003, "SQL compilation error:\nthe stand-in loads only from a named stage (@stage)")
     stage, path = parse_stage_reference(ctx, stage_text)
     options = p.options()
@@ -97,7 +97,7 @@ def _skip_to(p: Parser, close: int) -> None:
 
 
 _NAME_PART = r'(?:"(?:[^"]|"")*"|[^\s."/()]+)'
-_STAGE_REFERENCE = re.compile(rf"@{_NAME_PART}(?:\.{_NAME_PART})*(?:/[^\s()]*)?")
+_STAGE_REFERENCE = re.compile(rf"'(?:[^'\\]|\\.|'')*'|@{_NAME_PART}(?:\.{_NAME_PART})*(?:/[^\s()]*)?")
 
 
 def _stage_reference(text: str) -> str:

@@ -14,7 +14,7 @@ from .iam import StageStorage, split_s3_url
 from .model import Account, FileFormat, Integration, NamedFileFormat, QualifiedName, Stage, StagedFile, display
 from .results import Column, Result
 from .security import effective_roles, has_privilege, record_ownership, require_create_integration
-from .sqltext import OptionValue, Parser, like_to_regex, split_name
+from .sqltext import OptionValue, Parser, like_to_regex, split_name, unquote_string
 
 
 def _strings(value: OptionValue | None) -> list[str]:
@@ -353,8 +353,9 @@ def stage_storage(runtime: Runtime, account: Account, stage: Stage) -> StageStor
 
 
 def parse_stage_reference(ctx: Context, text: str) -> tuple[QualifiedName, str]:
-    """``@db.sch.stage/some/path/`` -> (stage name, 'some/path/')."""
-    body = text.removeprefix("@")
+    """``@db.sch.stage/some/path/`` or ``'@"My DB"."S"."st"/path/'`` -> (stage name, 'some/path/')."""
+    quoted = text.startswith("'")
+    body = (unquote_string(text) if quoted else text).removeprefix("@")
     name_part, _, path = body.partition("/")
     return ctx.qualify(split_name(name_part), "use stage"), path
 
