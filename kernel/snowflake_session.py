@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from kernel.errors import FloeError
+from kernel.render import ident
 
 if TYPE_CHECKING:
     from snowflake.connector import SnowflakeConnection
@@ -39,10 +40,12 @@ def open_session(
     arguments: dict[str, Any] = {
         "account": connection.account,
         "user": connection.user,
-        "role": connection.role,
-        "warehouse": connection.warehouse,
-        "database": connection.database,
-        "schema": connection.schema,
+        # Names the login resolves as identifiers: quoted, so `Analytics DB` or a lower-case name is
+        # the object provision created, not an upper-cased or unparsable one (docs/snowflake-facts.md §9).
+        "role": ident(connection.role).text,
+        "warehouse": ident(connection.warehouse).text,
+        "database": ident(connection.database).text,
+        "schema": ident(connection.schema).text,
         "application": "floe",
         "login_timeout": LOGIN_TIMEOUT_SECONDS,
         "network_timeout": NETWORK_TIMEOUT_SECONDS,
