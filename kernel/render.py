@@ -330,7 +330,8 @@ def _loaded_files(params: dict[str, object]) -> dict[str, object]:
         raise RenderError(f"names must be a list of 1 to {MAX_FILE_NAMES} file names")
     if not all(isinstance(name, str) and name for name in names):
         raise RenderError("names must be non-empty strings")
-    return {"names": list(names), "since": _iso_timestamp("since", params.get("since"))}
+    since = params.get("since")
+    return {"names": list(names), "since": None if since is None else _iso_timestamp("since", since)}
 
 
 def _show(params: dict[str, object]) -> dict[str, object]:
@@ -360,7 +361,7 @@ _KINDS: Final[Mapping[str, _Kind]] = {
     "refresh": _kind(("prefix", "modified_after"), _refresh),
     "copy_history": _kind(("start_time",), _copy_history, ("start_time",)),
     "pipe_status": _kind((), _no_params),
-    "loaded_files": _kind(("names", "since"), _loaded_files, ("names", "since")),
+    "loaded_files": _kind(("names", "since"), _loaded_files, ("names",)),
     "teardown": _kind(("object",), _one_of("object", TEARDOWN_OBJECTS), ("object",)),
     "describe_integration": _kind((), _no_params),
     "grant_integration": _kind((), _no_params),

@@ -64,6 +64,7 @@ CASES = [
     _case("copy_history", start_time=SAMPLE_TIME),
     _case("pipe_status"),
     _case("loaded_files", names=["events/a.json.gz"], since=SAMPLE_TIME),
+    _case("loaded_files", names=["events/a.json.gz"]),
     _case("loaded_files", names=["events/a.json.gz", "events/it's; --.json.gz"], since=SAMPLE_TIME),
     *[_case("teardown", object=name) for name in r.TEARDOWN_OBJECTS],
     _case("describe_integration"),
