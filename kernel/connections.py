@@ -9,6 +9,7 @@ clock expression and column types.
 from __future__ import annotations
 
 import builtins
+import json
 import re
 import sqlite3
 from abc import ABC, abstractmethod
@@ -89,6 +90,9 @@ class Connection:
     status: ConnectionStatus = ConnectionStatus.PENDING_CUSTOMER_SETUP
     status_detail: str | None = None
     template_version: str | None = None
+    # The database, schema and table `floe provision` last brought to ready (`target_names`): the tick
+    # loads only there, so an edited row moves nothing until provision runs (docs/architecture.md).
+    provisioned_target: str | None = None
 
     def __post_init__(self) -> None:
         _check_pattern("connection_id", self.connection_id, CONNECTION_ID_PATTERN)
@@ -104,6 +108,33 @@ class Connection:
             raise InvalidConnection("status_detail", "must be a string or None")
         if self.template_version is not None:
             _check_text("template_version", self.template_version, TEMPLATE_VERSION_MAX)
+        if self.provisioned_target is not None and _names_of(self.provisioned_target) is None:
+            raise InvalidConnection("provisioned_target", "must be a JSON list of database, schema and table")
+
+    @property
+    def target_names(self) -> str:
+        """Where this row says to load, in the form `provisioned_target` records."""
+        return target_names(self.database, self.schema, self.table)
+
+    @property
+    def target_moved(self) -> bool:
+        """The row names another database, schema or table than provision set up (or none recorded)."""
+        provisioned = None if self.provisioned_target is None else _names_of(self.provisioned_target)
+        return provisioned != [self.database, self.schema, self.table]
+
+
+def target_names(database: str, schema: str, table: str) -> str:
+    return json.dumps([database, schema, table])
+
+
+def _names_of(text: str) -> list[str] | None:
+    try:
+        names = json.loads(text)
+    except ValueError:
+        return None
+    if isinstance(names, list) and len(names) == 3 and all(isinstance(n, str) for n in names):
+        return names
+    return None
 
 
 def _check_pattern(field: str, value: object, pattern: re.Pattern[str]) -> None:
@@ -144,6 +175,7 @@ class ConnectionStore(Protocol):
     def get(self, connection_id: str) -> Connection: ...
     def list(self, active_only: bool = False) -> builtins.list[Connection]: ...
     def set_template_version(self, connection_id: str, version: str, lease: Lease) -> None: ...
+    def set_provisioned_target(self, connection_id: str, names: str) -> None: ...
     def set_status(self, connection_id: str, status: ConnectionStatus | str, detail: str | None = None) -> None: ...
     def acquire_lease(self, connection_id: str, owner: str, ttl: timedelta) -> Lease | None: ...
     def release_lease(self, lease: Lease) -> bool: ...
@@ -163,7 +195,10 @@ _COLUMN_OF_FIELD = {field.name: _RENAMED.get(field.name, field.name) for field i
 _FIELDS = tuple(_COLUMN_OF_FIELD)
 _COLUMNS = ", ".join(_COLUMN_OF_FIELD.values())
 _PLACEHOLDERS = ", ".join("?" for _ in _FIELDS)
-_UPSERT_SET = ", ".join(f"{c} = excluded.{c}" for c in _COLUMN_OF_FIELD.values() if c != "connection_id")
+# `save` never moves the provisioned target: only provision records it (an edited row stays unprovisioned).
+_UPSERT_SET = ", ".join(
+    f"{c} = excluded.{c}" for c in _COLUMN_OF_FIELD.values() if c not in ("connection_id", "provisioned_target")
+)
 _SELECT = f"SELECT {_COLUMNS} FROM connections"
 
 
@@ -174,6 +209,7 @@ class _Dialect:
     timestamp: str
     boolean: str
     bigint: str
+    json_array: str  # the function building a JSON array text from its arguments
 
 
 _POSTGRES = _Dialect(
@@ -182,6 +218,7 @@ _POSTGRES = _Dialect(
     timestamp="TIMESTAMPTZ",
     boolean="BOOLEAN",
     bigint="BIGINT",
+    json_array="json_build_array",
 )
 # SQLite timestamps are REAL Unix seconds: sortable, millisecond precision from julianday('now').
 _SQLITE = _Dialect(
@@ -190,6 +227,7 @@ _SQLITE = _Dialect(
     timestamp="REAL",
     boolean="INTEGER",
     bigint="INTEGER",
+    json_array="json_array",
 )
 
 
@@ -227,6 +265,16 @@ _MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
                 lease_expires_at {{d.timestamp}}
             )""",
             "CREATE INDEX connections_org_id ON connections (org_id)",
+        ),
+    ),
+    (
+        2,
+        (
+            "ALTER TABLE connections ADD COLUMN provisioned_target TEXT",
+            # A ready row was provisioned (or last loaded) at its current names: pin it there, so a
+            # row edited after this release waits for `floe provision`.
+            "UPDATE connections SET provisioned_target = "
+            "CAST({d.json_array}(database_name, schema_name, table_name) AS TEXT) WHERE status = 'ready'",
         ),
     ),
 )
@@ -341,6 +389,17 @@ class _SqlStore(ABC):
         if not rows:
             self._require(connection_id)
             raise LeaseLost(f"lease {lease.token} on {connection_id!r} is no longer current")
+
+    def set_provisioned_target(self, connection_id: str, names: str) -> None:
+        """Record where provision brought the connection to ready (`Connection.target_names`)."""
+        if _names_of(names) is None:
+            raise InvalidConnection("provisioned_target", "must be a JSON list of database, schema and table")
+        rows = self._write(
+            "UPDATE connections SET provisioned_target = ? WHERE connection_id = ? RETURNING connection_id",
+            (names, connection_id),
+        )
+        if not rows:
+            raise UnknownConnection(connection_id)
 
     # -- lease ----------------------------------------------------------------------------------------
 

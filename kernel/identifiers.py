@@ -20,7 +20,8 @@ def identifier_problem(value: object) -> str | None:
 
     Quoting makes any character inert (docs/snowflake-facts.md §9), so the rule keeps out what would
     mislead a reviewer or break a line-based tool: control and invisible characters, compatibility
-    look-alikes (NFKC changes them: fullwidth quotes, ligatures), and leading or trailing spaces.
+    look-alikes (NFKC changes them: fullwidth quotes, ligatures), leading or trailing spaces, and names
+    that only look like another (`_script_problem`). The message names the rule, never the value.
     """
     if not isinstance(value, str):
         return f"must be a string, not {type(value).__name__}"
@@ -32,4 +33,26 @@ def identifier_problem(value: object) -> str | None:
         return "contains a look-alike (compatibility) character"
     if value != value.strip():
         return "has leading or trailing whitespace"
+    if not value.isascii():
+        return _script_problem(value)
+    return None
+
+
+def _script_problem(value: str) -> str | None:
+    """Unicode's confusable rules (UTS #39): `Analytics` spelt with a Cyrillic A (U+0410) reads as
+    `Analytics` but is another object, and Floe would create objects and load files there.
+
+    Refused: mixed scripts (Common characters such as digits, spaces and punctuation aside), and a name
+    in another script whose every letter has a Latin look-alike (a whole-script confusable: Cyrillic
+    U+0420 U+0410 U+0421 U+0415 reads as `PACE`). The library's tables (about 1 MB of JSON, ~40 ms)
+    load here, only for a non-ASCII name, so an idle tick's cold start on plain names never pays.
+    """
+    from confusable_homoglyphs import categories, confusables
+
+    if confusables.is_mixed_script(value):
+        return "mixes letters of different scripts (a look-alike of another name)"
+    foreign = {c for c in value if c.isalpha() and categories.alias(c) != "LATIN"}
+    latin_look_alikes = confusables.is_confusable(value, greedy=True, preferred_aliases=["latin"]) or []
+    if foreign and foreign <= {found["character"] for found in latin_look_alikes}:
+        return "is written in letters that all look Latin (a look-alike of another name)"
     return None

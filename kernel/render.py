@@ -1,7 +1,8 @@
 """SQL rendering: one Jinja template per statement kind (`sql_templates/*.sql`), values only through filters.
 
 A value reaches SQL only through `ident` (validated, double-quoted, `"` doubled; a tuple is a qualified
-name, each part quoted) or `literal` (single-quoted, `'` doubled, `\\` escaped). Both return `SqlText`;
+name, each part quoted), `literal` (single-quoted, `'` doubled, `\\` escaped) or `stage_ref` (a stage
+as `'@"db"."schema"."stage"'`: `ident`, then `literal`). All three return `SqlText`;
 the environment's `finalize` refuses anything else, so a template that prints a raw value fails to render
 instead of producing injectable SQL. Undefined names are errors too (`StrictUndefined`).
 
@@ -109,6 +110,13 @@ def literal(value: object) -> SqlText:
     return SqlText("'" + text.replace("\\", "\\\\").replace("'", "''") + "'")
 
 
+def stage_ref(value: object) -> SqlText:
+    """A stage reference as Snowflake documents it for names with spaces or special characters: the
+    whole `@"db"."schema"."stage"` single-quoted (docs/snowflake-facts.md §9). Quoted always, so one
+    rule holds for every name; `literal` does the escaping."""
+    return literal(SqlText("@" + ident(value).text))
+
+
 def _only_filtered(value: object) -> str:
     if isinstance(value, SqlText):
         return value.text
@@ -133,6 +141,7 @@ def build_environment(loader: jinja2.BaseLoader) -> jinja2.Environment:
     )
     environment.filters["ident"] = ident
     environment.filters["literal"] = literal
+    environment.filters["stage_ref"] = stage_ref
     return environment
 
 
@@ -321,7 +330,8 @@ def _loaded_files(params: dict[str, object]) -> dict[str, object]:
         raise RenderError(f"names must be a list of 1 to {MAX_FILE_NAMES} file names")
     if not all(isinstance(name, str) and name for name in names):
         raise RenderError("names must be non-empty strings")
-    return {"names": list(names), "since": _iso_timestamp("since", params.get("since"))}
+    since = params.get("since")
+    return {"names": list(names), "since": None if since is None else _iso_timestamp("since", since)}
 
 
 def _show(params: dict[str, object]) -> dict[str, object]:
@@ -351,7 +361,7 @@ _KINDS: Final[Mapping[str, _Kind]] = {
     "refresh": _kind(("prefix", "modified_after"), _refresh),
     "copy_history": _kind(("start_time",), _copy_history, ("start_time",)),
     "pipe_status": _kind((), _no_params),
-    "loaded_files": _kind(("names", "since"), _loaded_files, ("names", "since")),
+    "loaded_files": _kind(("names", "since"), _loaded_files, ("names",)),
     "teardown": _kind(("object",), _one_of("object", TEARDOWN_OBJECTS), ("object",)),
     "describe_integration": _kind((), _no_params),
     "grant_integration": _kind((), _no_params),

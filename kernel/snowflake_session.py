@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from kernel.errors import FloeError
+from kernel.render import ident
 
 if TYPE_CHECKING:
     from snowflake.connector import SnowflakeConnection
@@ -32,23 +33,35 @@ class SnowflakeError(FloeError):
 
 
 def open_session(
-    connection: Connection, credentials: SnowflakeCredentials, settings: Settings, *, query_tag: str
+    connection: Connection,
+    credentials: SnowflakeCredentials,
+    settings: Settings,
+    *,
+    query_tag: str,
+    timeout_seconds: int | None = None,
 ) -> SnowflakeConnection:
+    """`timeout_seconds` (the time a tick has left) caps the login, network and statement timeouts, so
+    neither the login, its retries nor any later statement outlives the caller's budget."""
     import snowflake.connector
+
+    def capped(seconds: int) -> int:
+        return seconds if timeout_seconds is None else max(1, min(seconds, timeout_seconds))
 
     arguments: dict[str, Any] = {
         "account": connection.account,
         "user": connection.user,
-        "role": connection.role,
-        "warehouse": connection.warehouse,
-        "database": connection.database,
-        "schema": connection.schema,
+        # Names the login resolves as identifiers: quoted, so `Analytics DB` or a lower-case name is
+        # the object provision created, not an upper-cased or unparsable one (docs/snowflake-facts.md §9).
+        "role": ident(connection.role).text,
+        "warehouse": ident(connection.warehouse).text,
+        "database": ident(connection.database).text,
+        "schema": ident(connection.schema).text,
         "application": "floe",
-        "login_timeout": LOGIN_TIMEOUT_SECONDS,
-        "network_timeout": NETWORK_TIMEOUT_SECONDS,
+        "login_timeout": capped(LOGIN_TIMEOUT_SECONDS),
+        "network_timeout": capped(NETWORK_TIMEOUT_SECONDS),
         "session_parameters": {
             "QUERY_TAG": query_tag,
-            "STATEMENT_TIMEOUT_IN_SECONDS": STATEMENT_TIMEOUT_SECONDS,
+            "STATEMENT_TIMEOUT_IN_SECONDS": capped(STATEMENT_TIMEOUT_SECONDS),
         },
         **credentials.connect_arguments(),
     }
@@ -64,13 +77,14 @@ def open_session(
         raise as_snowflake_error(error, f"login to Snowflake account {connection.account!r}") from None
 
 
-def query(session: SnowflakeConnection, sql: str) -> list[dict[str, Any]]:
-    """Run one statement and return its rows as dicts keyed by upper-case column name."""
+def query(session: SnowflakeConnection, sql: str, timeout_seconds: int | None = None) -> list[dict[str, Any]]:
+    """Run one statement and return its rows as dicts keyed by upper-case column name; the connector
+    cancels it after `timeout_seconds` (default: the session's network timeout)."""
     import snowflake.connector
 
     try:
         with session.cursor(snowflake.connector.DictCursor) as cursor:
-            cursor.execute(sql)
+            cursor.execute(sql, timeout=timeout_seconds)
             rows: Sequence[Mapping[str, Any]] = cursor.fetchall()
     except snowflake.connector.errors.Error as error:
         raise as_snowflake_error(error, " ".join(sql.split()[:3])) from None

@@ -159,6 +159,9 @@ def provision(
         finally:
             connections.release_lease(lease)
         _record_status(connections, outcome)
+        if outcome.state is ProvisionState.READY:
+            # The names provisioned (as read above): the tick loads only there (docs/architecture.md).
+            connections.set_provisioned_target(connection_id, connection.target_names)
         _log.info("provisioned", extra={"connection_id": connection_id, "state": outcome.state.value})
         return outcome
 

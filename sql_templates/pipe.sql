@@ -45,7 +45,7 @@ FROM (
     METADATA$FILENAME,
     METADATA$FILE_ROW_NUMBER,
     METADATA$START_SCAN_TIME
-  FROM @{{ target.qualified_stage | ident }}
+  FROM {{ target.qualified_stage | stage_ref }}
 )
 FILE_FORMAT = (FORMAT_NAME = {{ target.qualified_file_format | ident | literal }})
 PATTERN = {{ target.file_pattern | literal }}

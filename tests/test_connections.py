@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from devstack.postgres import PostgresStartError, TemporaryPostgres, scratch_schema
+from kernel import connections
 from kernel.config import ConfigError
 from kernel.connections import (
     DEFAULT_FILE_FORMAT,
@@ -24,6 +25,7 @@ from kernel.connections import (
     PostgresStore,
     SqliteStore,
     UnknownConnection,
+    _SqlStore,
     open_store,
 )
 from kernel.errors import FloeError
@@ -178,7 +180,7 @@ def test_migrate_creates_the_schema(store_dsn: str) -> None:
             store.list()
         store.migrate()
         assert store.list() == []
-        assert store.schema_version() == 1
+        assert store.schema_version() == 2
 
 
 def test_migrate_twice_is_a_no_op(store: ConnectionStore, store_dsn: str) -> None:
@@ -186,8 +188,49 @@ def test_migrate_twice_is_a_no_op(store: ConnectionStore, store_dsn: str) -> Non
     store.migrate()
     with open_store(store_dsn) as other:
         other.migrate()
-    assert store.schema_version() == 1
+    assert store.schema_version() == 2
     assert store.list() == [make_connection()]
+
+
+def test_migration_2_pins_ready_rows_at_their_current_names(store_dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows from before provisioned_target: a ready one was provisioned (or loaded) at its current names."""
+    with open_store(store_dsn) as store:
+        assert isinstance(store, _SqlStore)
+        monkeypatch.setattr(connections, "_MIGRATIONS", connections._MIGRATIONS[:1])
+        store.migrate()
+        for connection_id, status in (("c-ready", "ready"), ("c-new", "pending_customer_setup")):
+            store._query(
+                "INSERT INTO connections (connection_id, org_id, account, user_name, role_name, warehouse, "
+                "database_name, schema_name, table_name, file_format, secret_ref, active, status) "
+                "VALUES (?, 'acme', 'A', 'U', 'R', 'W', 'Analytics DB', 'Sch\u00e9ma \"1\"', 'T', 'F', 'floe/x', ?, ?)",
+                (connection_id, True, status),
+            )
+        monkeypatch.undo()
+        store.migrate()
+        assert store.schema_version() == 2
+        ready, new = store.get("c-ready"), store.get("c-new")
+    assert ready.provisioned_target is not None
+    assert not ready.target_moved
+    assert (new.provisioned_target, new.target_moved) == (None, True)
+
+
+def test_only_provision_records_the_provisioned_target(store: ConnectionStore) -> None:
+    """`save` (an edit of the row) never moves it: the tick then sees the edit as unprovisioned."""
+    store.add(make_connection())
+    store.set_provisioned_target("c-1", make_connection().target_names)
+    assert not store.get("c-1").target_moved
+    store.save(make_connection(database="EVENTS_ELSEWHERE", provisioned_target=None))
+    edited = store.get("c-1")
+    assert (edited.database, edited.provisioned_target) == ("EVENTS_ELSEWHERE", make_connection().target_names)
+    assert edited.target_moved
+    with pytest.raises(UnknownConnection):
+        store.set_provisioned_target("nope", edited.target_names)
+
+
+@pytest.mark.parametrize("recorded", ["", "[]", '["A", "B"]', '{"database": "A"}', "not json", '["A", "B", 3]'])
+def test_a_malformed_provisioned_target_is_refused(recorded: str) -> None:
+    with pytest.raises(InvalidConnection, match="provisioned_target"):
+        make_connection(provisioned_target=recorded)
 
 
 # -- rows ---------------------------------------------------------------------------------------------

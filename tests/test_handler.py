@@ -13,7 +13,7 @@ import boto3
 import pytest
 
 from devstack.snowflake.server import StandIn
-from kernel.connections import Connection, ConnectionStatus, open_store
+from kernel.connections import Connection, ConnectionStatus, open_store, target_names
 from loader.handler import run
 from loader.tick import Deadline
 
@@ -53,6 +53,7 @@ def connection(connection_id: str, status: ConnectionStatus, active: bool = True
         secret_ref="floe/connections/acme",
         active=active,
         status=status,
+        provisioned_target=target_names("ANALYTICS", "FLAGS", "EVALUATIONS"),
     )
 
 

@@ -151,6 +151,7 @@ def test_provision_waits_for_the_customer_then_sets_everything_up(
     assert actions(first)["key pair"] is Action.CREATED
     assert "TYPE = SERVICE" in (first.setup_script or "")
     assert store.get(connection.connection_id).status is ConnectionStatus.PENDING_CUSTOMER_SETUP
+    assert store.get(connection.connection_id).provisioned_target is None  # recorded only once ready
     role = boto3.client("iam").get_role(RoleName="floe-snowflake-acme")["Role"]
     trust: Any = role["AssumeRolePolicyDocument"]
     assert trust == iam.deny_all_trust()  # nobody may assume it before the handshake
@@ -166,6 +167,7 @@ def test_provision_waits_for_the_customer_then_sets_everything_up(
     assert [done[kind] for kind in ("file_format", "table", "stage", "pipe")] == [Action.CREATED] * 4
     row = store.get(connection.connection_id)
     assert row.status is ConnectionStatus.READY
+    assert (row.provisioned_target, row.target_moved) == (connection.target_names, False)
     assert row.template_version == render.template_version(Target.from_connection(row, settings, "123456789012"))
 
 

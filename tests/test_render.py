@@ -201,14 +201,14 @@ def test_pipe_is_manual_and_records_lineage(target: Target) -> None:
     assert "CURRENT_TIMESTAMP" not in sql  # docs/snowflake-facts.md §5
     assert "PARSE_JSON($1:traits::VARCHAR)" in sql
     assert "PARSE_JSON($1:metadata::VARCHAR)" in sql
-    assert 'FROM @"ANALYTICS"."FLAGSMITH"."FLOE_EVENTS_STAGE"' in sql
+    assert 'FROM \'@"ANALYTICS"."FLAGSMITH"."FLOE_EVENTS_STAGE"\'' in sql
     assert 'FORMAT_NAME = \'"ANALYTICS"."FLAGSMITH"."FLOE_EVENTS_JSON"\'' in sql
 
 
 def test_pipe_loads_every_table_column_in_order(target: Target) -> None:
     table_columns = re.findall(r"^  ([A-Z_]+) [A-Z]", r.render("table", target), re.MULTILINE)
     copy_columns = re.findall(r"^  ([A-Z_]+),?$", r.render("pipe", target).split("FROM (")[0], re.MULTILINE)
-    expressions = r.render("pipe", target).split("SELECT")[1].split("FROM @")[0].strip().split(",\n")
+    expressions = r.render("pipe", target).split("SELECT")[1].split("FROM '@")[0].strip().split(",\n")
     assert table_columns == copy_columns
     assert len(expressions) == len(table_columns) == 16
     assert table_columns[:11] == [

@@ -64,6 +64,7 @@ CASES = [
     _case("copy_history", start_time=SAMPLE_TIME),
     _case("pipe_status"),
     _case("loaded_files", names=["events/a.json.gz"], since=SAMPLE_TIME),
+    _case("loaded_files", names=["events/a.json.gz"]),
     _case("loaded_files", names=["events/a.json.gz", "events/it's; --.json.gz"], since=SAMPLE_TIME),
     *[_case("teardown", object=name) for name in r.TEARDOWN_OBJECTS],
     _case("describe_integration"),
@@ -162,9 +163,11 @@ def _assert_same_shape(ordinary: str, hostile: str, value: str) -> None:
         if want.token_type == TokenType.IDENTIFIER and want.text == PLACEHOLDER:
             assert got.text == value
         elif want.token_type == TokenType.STRING and PLACEHOLDER in want.text:
-            want_parts = _name_parts(want.text)
+            # A quoted name inside a string: SYSTEM$PIPE_STATUS's argument, or a stage reference (`@…`).
+            assert got.text.startswith("@") == want.text.startswith("@")
+            want_parts = _name_parts(want.text.removeprefix("@"))
             assert want_parts is not None
-            assert _name_parts(got.text) == [value if p == PLACEHOLDER else p for p in want_parts]
+            assert _name_parts(got.text.removeprefix("@")) == [value if p == PLACEHOLDER else p for p in want_parts]
         elif r.version_in_comment(want.text):
             assert r.version_in_comment(got.text)  # the version follows the DDL, so it differs
         else:
@@ -196,6 +199,33 @@ def test_the_setup_script_is_its_statements_and_nothing_else() -> None:
     statements = [s for s in sqlglot.parse(script, read="snowflake") if s is not None]
     assert len(statements) == SETUP_STATEMENTS
     assert sum(t.token_type == TokenType.SEMICOLON for t in _tokens(script)) == SETUP_STATEMENTS
+
+
+# Names the connection row accepts that a bare `@db.schema.stage` would break (docs/snowflake-facts.md §9).
+SPECIAL_NAMES = ["Analytics DB", "a.b", 'say "hi"', "it's", "back\\slash", " inner  spaces x", "a@t", "x/y"]
+
+
+@pytest.mark.parametrize("field", ["database", "schema"])
+@pytest.mark.parametrize("name", SPECIAL_NAMES)
+def test_every_stage_reference_is_single_quoted_whatever_the_names(field: str, name: str) -> None:
+    """The class of bug: a template naming a stage as a bare `@…`. Every rendering parses, no `@`
+    stands outside a string or a quoted name, and each stage reference decodes to the stage's own qualified name."""
+    target = replace(_sample_target(), **{field: name.strip()})
+    stage_refs = 0
+    for case, sql in _renderings(target):
+        if case == "setup":
+            assert len([s for s in sqlglot.parse(sql, read="snowflake") if s]) == SETUP_STATEMENTS
+        else:
+            _parse_one(sql)
+            if case == "pipe":
+                assert isinstance(_parse_one(sql.split("\nAS\n")[1]), exp.Copy)
+        for token in _tokens(sql):
+            if token.token_type not in (TokenType.STRING, TokenType.IDENTIFIER):
+                assert "@" not in token.text, (case, sql)  # a bare stage reference
+            elif token.text.startswith("@"):
+                assert _name_parts(token.text[1:]) == list(target.qualified_stage), (case, sql)
+                stage_refs += 1
+    assert stage_refs == 2  # LIST and the pipe's FROM
 
 
 def test_shape_check_catches_an_injection() -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import gzip
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -288,3 +289,43 @@ def test_a_new_template_recreates_the_pipe_only_after_the_old_one_settled(
     assert names == ["after.json.gz"] * EVENTS_PER_FILE + ["before.json.gz"] * EVENTS_PER_FILE
     creates = [s for s in world.standin.control.statements("ACME_ACCOUNT") if s["kind"] == "create_pipe"]
     assert len(creates) == 2  # provisioned once, re-created once
+
+
+def test_a_row_edited_to_other_names_loads_nothing_until_provisioned(world: World) -> None:
+    """The class of bug: the tick moving a connection on its own. New database, schema or table names
+    are a provisioning change; until `floe provision` makes it, the tick logs in nowhere, creates
+    nothing and touches no file."""
+    with open_store(world.settings.connections_dsn) as store:
+        moved = (replace(world.a, database="ELSEWHERE"), replace(world.a, schema="OTHER"), replace(world.a, table="T2"))
+        for number, edited in enumerate(moved):
+            store.save(edited)
+            written = world.write(world.a, f"waits-{number}")
+            logins = world.standin.control.stats("ACME_ACCOUNT")["logins"]
+            report = world.tick(world.a)
+            assert report["status"] == "error"
+            assert f"floe provision --connection-id {world.a.connection_id}" in report["error"]
+            assert world.standin.control.stats("ACME_ACCOUNT")["logins"] == logins
+            assert written in world.live_keys(world.a)
+        store.save(world.a)  # back at the provisioned names: loading resumes
+    report = world.tick(world.a)
+    assert (report["status"], report["files_loaded"]) == ("ok", 3)
+
+
+def test_a_slow_snowflake_with_little_time_left_stops_cleanly_within_the_deadline(world: World) -> None:
+    """The class of bug: a Snowflake step started without the time to finish it (Lambda kills the run:
+    no report, no metrics, the lease held). Every step, the login included, must fit the time left."""
+    world.standin.control.configure("ACME_ACCOUNT", statement_latency_seconds=2.0, login_latency_seconds=2.0)
+    written = [world.write(world.a, f"slow-{i}") for i in range(2)]
+    started = time.monotonic()
+    report = world.tick(world.a, budget=10.0)
+    elapsed = time.monotonic() - started
+    assert elapsed < 10.0 - 0.5, elapsed  # FLOE_TIME_MARGIN_SECONDS is 1 here
+    assert report["status"] == "partial"
+    assert "time budget" in report["reason"]
+    assert report["metrics_posted"] is True
+    assert report["run_id"] in {run["run_id"] for run in world.core.runs()}
+    assert report["files_loaded"] + report["files_in_flight"] == len(written)
+    world.standin.control.configure("ACME_ACCOUNT", statement_latency_seconds=0.0, login_latency_seconds=0.0)
+    assert world.tick(world.a)["status"] in ("ok", "idle")  # the lease was released; the rest loads
+    assert world.live_keys(world.a) == []
+    assert len(world.rows(world.a)) == len(written) * EVENTS_PER_FILE

@@ -16,8 +16,9 @@ from tenacity import Retrying, retry_if_result, wait_exponential
 from kernel import snowflake_session
 from kernel.config import aws_account_id
 from kernel.errors import FloeError
-from kernel.render import Target, template_version
+from kernel.render import PROVISION_KINDS, Target, template_version
 from kernel.secrets import read_credentials
+from loader.budget import Budget, OutOfTime
 from loader.plan import (
     HISTORY_RETENTION,
     Decision,
@@ -76,6 +77,7 @@ class Delivery:
     snowflake_statements: int = 0
     pipe_state: str | None = None
     error: str | None = None  # the connection needs a person (e.g. a paused pipe); files stay live
+    out_of_time: str | None = None  # the run stopped before a Snowflake step to keep its time budget
     warnings: list[str] = field(default_factory=list)
 
 
@@ -84,16 +86,35 @@ def deliver(work: Work, edges: Edges, deadline: Deadline) -> Delivery:
     target = Target.from_connection(connection, settings, aws_account_id(settings))  # fails before a login
     credentials = read_credentials(connection.secret_ref, edges.secrets)
     tag = json.dumps({"app": "floe", "connection_id": connection.connection_id, "run_id": work.run_id})
-    session = snowflake_session.open_session(connection, credentials, settings, query_tag=tag)
-    pipe = Snowpipe(session, target, settings.retry_attempts)
+    budget = Budget(deadline, settings.time_margin_seconds)
     delivery = Delivery()
+    try:
+        session = budget.spend(
+            "the login",
+            lambda seconds: snowflake_session.open_session(
+                connection, credentials, settings, query_tag=tag, timeout_seconds=seconds
+            ),
+        )
+    except OutOfTime as stop:
+        return _stopped(delivery, work, stop)
+    pipe = Snowpipe(session, target, settings.retry_attempts, budget)
     try:
         if warning := _keep_current(work, pipe, edges):
             delivery.warnings.append(warning)
         _load(delivery, work, pipe, edges, deadline)
+    except OutOfTime as stop:
+        _stopped(delivery, work, stop)
     finally:
         delivery.snowflake_statements = pipe.statements
         session.close()
+    return delivery
+
+
+def _stopped(delivery: Delivery, work: Work, stop: OutOfTime) -> Delivery:
+    """Out of time before a Snowflake step: every file not settled yet stays live for the next tick."""
+    settled = delivery.settlement.files_loaded + delivery.settlement.files_dead_lettered
+    delivery.settlement.files_in_flight = len(work.files) - settled
+    delivery.out_of_time = str(stop)
     return delivery
 
 
@@ -104,6 +125,8 @@ def _keep_current(work: Work, pipe: Snowpipe, edges: Edges) -> str | None:
     connection = work.connection
     if connection.template_version == template_version(pipe.target):
         return None
+    # SHOW for each object, then at most one DDL each (provisioner's own statements, not Snowpipe.run's).
+    pipe.budget.check("keeping stage and pipe current", requests=2 * len(PROVISION_KINDS))
     plan = plan_objects(pipe.session, pipe.target)
     if plan.recreates_existing_pipe and _old_pipe_busy(pipe, work.files, edges.now()):
         return deferred(connection.connection_id, pipe.target, plan).detail
@@ -133,24 +156,56 @@ def _load(delivery: Delivery, work: Work, pipe: Snowpipe, edges: Edges, deadline
     now = edges.now()
     history = latest_records(pipe.history(history_start(files, now))) if needs_history_first(files, now) else {}
     plans = plan_files(files, history, now)
+    # Loaded files Snowpipe forgot are settled before the step that would load them again.
+    plans = _settle_early(delivery, batch, storage, plans, _loaded_beyond_history(pipe, plans, now))
     delivery.files_restaged = _restage(plans, storage)
-    if early := _loaded_before_pipe(pipe, plans):
-        delivery.settlement.add(_settle(batch, early, storage))  # before REFRESH, which would send them again
-        settled = {p.file.key for p in early}
-        files = [f for f in files if f.key not in settled]
-        plans = [p for p in plans if p.file.key not in settled]
+    plans = _settle_early(delivery, batch, storage, plans, _loaded_before_pipe(pipe, plans))
+    files = [p.file for p in plans]
     to_send = [p.file for p in plans if p.decision is Decision.SEND]
     sent = RefreshSubmitter(pipe, work.layout.fixed_head).submit(to_send)
     delivery.files_sent = len(sent)
     plans = _follow(pipe, files, sent, edges, deadline)
-    status = _status_if_needed(pipe, plans, sent, edges.now(), edges.settings.stranded_after_seconds)
-    if status is not None:
-        delivery.pipe_state = status.execution_state
-        if not status.running:
-            delivery.error = _stopped_pipe(pipe, status, plans)
-        else:
-            plans = _with_stranded(plans, sent, status, pipe, edges)
+    try:
+        plans = _check_pipe(delivery, pipe, plans, sent, edges)
+    except OutOfTime as stop:  # what follow found still settles: it needs S3 only
+        delivery.out_of_time = str(stop)
     delivery.settlement.add(_settle(batch, plans, storage))
+
+
+def _check_pipe(
+    delivery: Delivery, pipe: Snowpipe, plans: list[FilePlan], sent: frozenset[str], edges: Edges
+) -> list[FilePlan]:
+    """A stopped pipe is the connection's error; a running one may have stranded files."""
+    status = _status_if_needed(pipe, plans, sent, edges.now(), edges.settings.stranded_after_seconds)
+    if status is None:
+        return plans
+    delivery.pipe_state = status.execution_state
+    if not status.running:
+        delivery.error = _stopped_pipe(pipe, status, plans)
+        return plans
+    return _with_stranded(plans, sent, status, pipe, edges)
+
+
+def _settle_early(
+    delivery: Delivery, batch: dict[str, str], storage: OrgStorage, plans: list[FilePlan], early: list[FilePlan]
+) -> list[FilePlan]:
+    """Settle `early` (found in the table) now; returns the plans left for the rest of the tick."""
+    if not early:
+        return plans
+    delivery.settlement.add(_settle(batch, early, storage))
+    settled = {p.file.key for p in early}
+    return [p for p in plans if p.file.key not in settled]
+
+
+def _loaded_beyond_history(pipe: Snowpipe, plans: list[FilePlan], now: datetime) -> list[FilePlan]:
+    """A file older than COPY_HISTORY's 14 days (and the pipe's load metadata, docs/snowflake-facts.md §1,
+    §2) without a record may have loaded long ago and failed to delete ever since: re-staged, it would
+    load again. The table's lineage has no such limit, so it is asked, without a time cut-off, before
+    any re-staging (one statement per MAX_FILE_NAMES such files; none on the usual path)."""
+    forgotten = [p for p in plans if p.restage and p.record is None and now - p.file.last_modified >= HISTORY_RETENTION]
+    if not forgotten:
+        return []
+    return found_in_table(forgotten, pipe.rows_in_table([p.file.key for p in forgotten], since=None))
 
 
 def _restage(plans: list[FilePlan], storage: OrgStorage) -> int:
@@ -200,7 +255,8 @@ def _follow(
         return plan_files(files, latest_records(pipe.history(start)), edges.now())
 
     def out_of_time(state: RetryCallState) -> bool:
-        return deadline.remaining() - (state.upcoming_sleep or 0.0) < settings.time_margin_seconds
+        sleep = state.upcoming_sleep or 0.0
+        return deadline.remaining() - sleep < settings.time_margin_seconds or not pipe.budget.covers(1, sleep)
 
     retrying = Retrying(
         sleep=edges.sleep,

@@ -56,6 +56,8 @@ class RunReport:
         self.warnings += delivery.warnings + settled.warnings
         if delivery.error:
             self.status, self.error = RunStatus.ERROR, delivery.error
+        elif delivery.out_of_time:
+            self.status, self.reason = RunStatus.PARTIAL, delivery.out_of_time
         elif settled.files_in_flight:
             self.status = RunStatus.PARTIAL
             self.reason = f"{settled.files_in_flight} files still in flight; the next tick follows them"

@@ -22,6 +22,8 @@ from loader.plan import LiveFile, LoadRecord, LoadStatus
 if TYPE_CHECKING:
     from snowflake.connector import SnowflakeConnection
 
+    from loader.budget import Budget
+
 T = TypeVar("T")
 
 
@@ -32,21 +34,24 @@ class Submitter(Protocol):
 
 
 class Snowpipe:
-    def __init__(self, session: SnowflakeConnection, target: Target, attempts: int) -> None:
+    def __init__(self, session: SnowflakeConnection, target: Target, attempts: int, budget: Budget) -> None:
         self.session = session
         self.target = target
         self._attempts = attempts
+        self.budget = budget
         self._stage_key_prefix = target.stage_url.split("/", 3)[3]
         self.statements = 0
 
     def run(self, sql: str) -> list[dict[str, Any]]:
-        """One statement, retried with exponential backoff on transient errors, a few times at most."""
+        """One statement, retried with exponential backoff on transient errors, a few times at most; each
+        attempt only if the time budget covers it (`OutOfTime` otherwise, never retried)."""
+        step = "`" + " ".join(sql.split()[:3]) + " …`"
 
-        def attempt() -> list[dict[str, Any]]:
+        def send(timeout_seconds: int) -> list[dict[str, Any]]:
             self.statements += 1
-            return query(self.session, sql)
+            return query(self.session, sql, timeout_seconds)
 
-        return self._retrying(attempt)
+        return self._retrying(lambda: self.budget.spend(step, send))
 
     def _retrying(self, call: Callable[[], T]) -> T:
         retrying = Retrying(
@@ -70,8 +75,9 @@ class Snowpipe:
         row = shown(self.run, self.target, "pipe", self.target.pipe)
         return as_utc(row.get("CREATED_ON")) if row else None
 
-    def rows_in_table(self, keys: list[str], since: datetime) -> dict[str, int]:
-        """Rows per file already in the table, by lineage (SOURCE_FILE_NAME), for files loaded since `since`."""
+    def rows_in_table(self, keys: list[str], since: datetime | None) -> dict[str, int]:
+        """Rows per file already in the table, by lineage (SOURCE_FILE_NAME), for files loaded since `since`
+        (ever, if None); one statement per MAX_FILE_NAMES files."""
         relative = {key.removeprefix(self._stage_key_prefix): key for key in keys}
         names = sorted(relative)
         found: dict[str, int] = {}

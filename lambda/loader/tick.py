@@ -91,6 +91,8 @@ def run_tick(connection_id: str, edges: Edges, deadline: Deadline) -> RunReport:
         report.org_id = connection.org_id
         if skip := _skip_reason(connection):
             report.status, report.reason = RunStatus.SKIPPED, skip
+        elif connection.target_moved:
+            _fail(report, _moved_message(connection_id))
         elif (lease := _acquire(edges, connection_id, report.run_id)) is None:
             report.status, report.reason = RunStatus.SKIPPED, "another run holds this connection's lease"
         else:
@@ -149,6 +151,15 @@ def _skip_reason(connection: Connection) -> str | None:
     if connection.status != ConnectionStatus.READY:
         return f"connection is {connection.status}: finish `floe provision` first"
     return None
+
+
+def _moved_message(connection_id: str) -> str:
+    """The tick never moves a connection on its own: new target names are a provisioning change, made
+    (and verified) by a person running provision. Until then it loads nothing, anywhere."""
+    return (
+        "the connection's database, schema or table differs from where it was provisioned; nothing was "
+        f"loaded: run `floe provision --connection-id {connection_id}` to move it"
+    )
 
 
 def _acquire(edges: Edges, connection_id: str, run_id: str) -> Lease | None:

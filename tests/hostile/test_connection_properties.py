@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 import string
+import subprocess
+import sys
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -83,6 +85,10 @@ hostile_identifiers = st.sampled_from(
         "x" * 255,
         "x" * 256,
         "ﬁ",  # ligature, NFKC → fi
+        "\u0410nalytics",  # Cyrillic capital A for Latin A
+        "\u0420\u0410\u0421\u0415",  # Cyrillic, reads as PACE: every letter looks Latin
+        "\u0391NALYTICS",  # Greek capital Alpha
+        "данные",  # Cyrillic, not a look-alike of a Latin name
     ]
 ) | st.text(alphabet=st.characters(codec="utf-8"), min_size=0, max_size=300)
 
@@ -242,6 +248,79 @@ def test_an_identifier_the_connection_accepts_is_one_floe_can_render(field: str,
         _statements(connection)
     except RenderError as error:
         pytest.fail(f"Connection accepted {field}={value!r}, rendering refuses it: {error}")
+
+
+# Latin letters and a look-alike from another script (Unicode's confusables: Cyrillic and Greek).
+LOOK_ALIKES = {
+    "A": "\u0410",
+    "B": "\u0412",
+    "C": "\u0421",
+    "E": "\u0415",
+    "H": "\u041d",
+    "K": "\u041a",
+    "M": "\u041c",
+    "O": "\u041e",
+    "P": "\u0420",
+    "T": "\u0422",
+    "X": "\u0425",
+    "a": "\u0430",
+    "c": "\u0441",
+    "e": "\u0435",
+    "o": "\u043e",
+    "p": "\u0440",
+    "x": "\u0445",
+    "y": "\u0443",
+    "I": "\u0399",
+    "N": "\u039d",
+    "Z": "\u0396",
+}
+latin_names = st.text(alphabet=st.sampled_from(sorted(LOOK_ALIKES) + list("_ 0123456789DFGJLQRSUVW")), min_size=1)
+
+
+def _assert_refused_naming_only_the_field(field: str, value: str) -> None:
+    with pytest.raises(InvalidConnection) as refused:
+        _build(**{field: value})
+    assert refused.value.field == field
+    assert value not in str(refused.value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(field=st.sampled_from(IDENTIFIER_FIELDS), name=latin_names, data=st.data())
+def test_a_name_with_one_look_alike_letter_is_refused(field: str, name: str, data: st.DataObject) -> None:
+    """The class of bug: one letter swapped for its look-alike in another script names another object
+    (mixed scripts; or, when it is the only letter, a whole-script look-alike)."""
+    name = name.strip()
+    swappable = [i for i, c in enumerate(name) if c in LOOK_ALIKES]
+    assume(swappable)
+    index = data.draw(st.sampled_from(swappable))
+    _assert_refused_naming_only_the_field(field, name[:index] + LOOK_ALIKES[name[index]] + name[index + 1 :])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    field=st.sampled_from(IDENTIFIER_FIELDS), name=st.text(alphabet=st.sampled_from(sorted(LOOK_ALIKES)), min_size=1)
+)
+def test_a_name_whose_every_letter_is_a_look_alike_is_refused(field: str, name: str) -> None:
+    """A whole-script confusable: Cyrillic U+0420 U+0410 U+0421 U+0415 reads as Latin `PACE`."""
+    _assert_refused_naming_only_the_field(field, "".join(LOOK_ALIKES[c] for c in name))
+
+
+def test_a_name_in_one_other_script_is_accepted() -> None:
+    for value in ("данные", "日本語", "Données", "Analytics DB"):
+        assert _build(database=value).database == value
+
+
+def test_plain_names_never_load_the_confusable_tables() -> None:
+    """kernel.identifiers runs on the idle path (every row read): the tables load only for non-ASCII names."""
+    code = (
+        "import sys, dataclasses, loader.handler\n"
+        "from tests.hostile.test_connection_properties import BASE\n"
+        "dataclasses.replace(BASE, database='Analytics DB')\n"
+        "assert 'confusable_homoglyphs' not in sys.modules\n"
+        "dataclasses.replace(BASE, database='Donn\u00e9es')\n"
+        "assert 'confusable_homoglyphs' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 # -- organisation ids -----------------------------------------------------------------------------

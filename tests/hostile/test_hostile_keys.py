@@ -201,7 +201,7 @@ def _pipe() -> Snowpipe:
         iam_role_arn="arn:aws:iam::123456789012:role/floe/snowflake/floe-snowflake-acme",
         file_pattern=layout_regex(Settings().layout),
     )
-    return Snowpipe(session=None, target=target, attempts=1)  # type: ignore[arg-type]  # key_of needs none
+    return Snowpipe(session=None, target=target, attempts=1, budget=None)  # type: ignore[arg-type]  # key_of needs none
 
 
 @pytest.mark.parametrize(

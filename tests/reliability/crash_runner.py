@@ -102,10 +102,10 @@ def install(observer: Observer, list_page_size: int | None) -> None:
     original_query = snowflake_session.query
 
     @wraps(original_query)
-    def query(session: Any, sql: str) -> list[dict[str, Any]]:
+    def query(session: Any, sql: str, timeout_seconds: int | None = None) -> list[dict[str, Any]]:
         kind = sql_kind(sql)
         observer.saw("sql", kind, "before")
-        rows = original_query(session, sql)
+        rows = original_query(session, sql, timeout_seconds)
         observer.saw("sql", kind, "after")
         return rows
 

@@ -46,11 +46,12 @@ def test_a_pipe_recreated_after_a_load_but_before_the_delete_loads_it_once(world
     assert world.check(ORG).violations == []
 
 
-@pytest.mark.parametrize("age_days", [6.5, 7.5])
+@pytest.mark.parametrize("age_days", [6.5, 7.5, 15.5, 40.0])
 def test_files_near_or_past_the_refresh_window_load_once(world: World, age_days: float) -> None:
     """Shift the tick's clock and the stand-in's together, so S3's LastModified looks `age_days` old to
     both. One file never reached the pipe (must be re-staged and loaded); one loaded but was not deleted
-    (must be deleted, not re-staged and loaded again)."""
+    (must be deleted, not re-staged and loaded again). Past 14 days COPY_HISTORY and the pipe's load
+    metadata have forgotten the load too: only the table's lineage remembers it."""
     world.standin.control.configure(ACCOUNT, load_delay_seconds=None)
     world.write(ORG, "loaded-long-ago")
     assert world.tick(ORG, budget=2.5)["status"] == "partial"
@@ -69,13 +70,13 @@ def test_a_file_unconfirmed_for_many_budgets_is_never_moved_and_then_loads_once(
     world.standin.control.configure(ACCOUNT, load_delay_seconds=None)
     files = [world.write(ORG, f"slow-{i}") for i in range(2)]
     for _ in range(3):
-        report = world.tick(ORG, budget=2.0)
+        report = world.tick(ORG, budget=2.5)
         assert (report["status"], report["files_in_flight"], report["files_dead_lettered"]) == ("partial", 2, 0)
     assert world.live_keys(ORG) == sorted(f.key for f in files)
     # Past the stranded grace period (1 h) on both clocks: a file the pipe still holds is not stranded.
     shift = timedelta(hours=2)
     world.standin.control.advance_clock(shift.total_seconds())
-    report = world.shifted_tick(ORG, shift, budget=2.0)
+    report = world.shifted_tick(ORG, shift, budget=2.5)
     assert (report["files_in_flight"], report["files_dead_lettered"]) == (2, 0), report
     world.standin.control.drain(ACCOUNT)
     world.settle(ORG, shift=shift)
@@ -87,9 +88,9 @@ def test_copy_history_lagging_past_the_budget_delays_the_delete_but_loads_once(w
     world.standin.control.configure(ACCOUNT, history_lag_seconds=lag)
     world.write(ORG, "lagging")
     started = time.monotonic()
-    first = world.tick(ORG, budget=2.0)
+    first = world.tick(ORG, budget=2.5)
     assert (first["status"], first["files_loaded"]) == ("partial", 0), first
-    second = world.tick(ORG, budget=2.0)  # the pipe will not resend it, COPY_HISTORY does not show it yet
+    second = world.tick(ORG, budget=2.5)  # the pipe will not resend it, COPY_HISTORY does not show it yet
     assert (second["files_loaded"], second["files_dead_lettered"]) == (0, 0), second
     time.sleep(max(0.0, lag + 0.5 - (time.monotonic() - started)))
     world.settle(ORG)
@@ -101,11 +102,11 @@ def test_copy_history_lagging_past_the_stranded_grace_period_loads_once(world: W
     FLOE_STRANDED_AFTER_SECONDS (1 h) looks stranded: REFRESH does not resend it, nothing is pending."""
     world.standin.control.configure(ACCOUNT, history_lag_seconds=2 * 3600)
     world.write(ORG, "late-record")
-    first = world.tick(ORG, budget=2.0)
+    first = world.tick(ORG, budget=2.5)
     assert first["files_loaded"] == 0, first
     shift = timedelta(minutes=90)
     world.standin.control.advance_clock(shift.total_seconds())
-    world.shifted_tick(ORG, shift, budget=2.0)
+    world.shifted_tick(ORG, shift, budget=2.5)
     world.standin.control.advance_clock(3600)  # the record arrives at last
     world.settle(ORG, shift=shift + timedelta(hours=1))
     assert world.check(ORG).violations == []
