@@ -12,7 +12,8 @@ grant table, so a test that records a real tick's calls can check resources too.
 Scopes: `prefix:<root>` (s3:ListBucket with s3:prefix under that root folder), `object:<root>` (objects
 under it), `secret:connections` (names under FLOE_SECRET_PREFIX), `secret:core-api-token`,
 `logs:own` (the function's own log group), `function:loader`, `role:snowflake` (roles under
-FLOE_IAM_ROLE_PATH). Roots are `live` and `dead-letter` (FLOE_LIVE_PREFIX / FLOE_DEAD_LETTER_PREFIX).
+FLOE_IAM_ROLE_PATH), `role:loader-data` (FLOE_LOADER_DATA_ROLE_ARN), `secret:connections-dsn`
+(FLOE_CONNECTIONS_DSN_SECRET). Roots are `live` and `dead-letter` (FLOE_LIVE_PREFIX / FLOE_DEAD_LETTER_PREFIX).
 """
 
 from __future__ import annotations
@@ -54,6 +55,36 @@ LOADER_SCOPES: Mapping[str, str] = MappingProxyType(
         "ReadConnectionSecrets": "secret:connections",
         "ReadCoreApiToken": "secret:core-api-token",
         "WriteOwnLogs": "logs:own",
+    }
+)
+
+# The loader's grants live on two roles (terraform/iam.tf). Its execution role holds only what is needed
+# outside a tick; every tick assumes the data-access role (FLOE_LOADER_DATA_ROLE_ARN) with a session
+# policy narrowing it to one organisation's prefixes and one connection's secret, and makes its S3 and
+# connection-secret calls with those credentials.
+LOADER_DATA_SIDS = frozenset(
+    {"ListLivePrefixes", "MoveLiveObjects", "RestageLiveObjects", "WriteDeadLetters", "ReadConnectionSecrets"}
+)
+LOADER_DATA_ACTIONS: Mapping[str, frozenset[str]] = MappingProxyType(
+    {sid: actions for sid, actions in LOADER_ACTIONS.items() if sid in LOADER_DATA_SIDS}
+)
+LOADER_DATA_SCOPES: Mapping[str, str] = MappingProxyType(
+    {sid: scope for sid, scope in LOADER_SCOPES.items() if sid in LOADER_DATA_SIDS}
+)
+LOADER_EXECUTION_ACTIONS: Mapping[str, frozenset[str]] = MappingProxyType(
+    {
+        **{sid: actions for sid, actions in LOADER_ACTIONS.items() if sid not in LOADER_DATA_SIDS},
+        # The per-tick session on the data-access role.
+        "AssumeDataRole": frozenset({"sts:AssumeRole"}),
+        # FLOE_CONNECTIONS_DSN_SECRET: the connection database's DSN, read before the tick's session.
+        "ReadConnectionsDsn": frozenset({"secretsmanager:GetSecretValue"}),
+    }
+)
+LOADER_EXECUTION_SCOPES: Mapping[str, str] = MappingProxyType(
+    {
+        **{sid: scope for sid, scope in LOADER_SCOPES.items() if sid not in LOADER_DATA_SIDS},
+        "AssumeDataRole": "role:loader-data",
+        "ReadConnectionsDsn": "secret:connections-dsn",
     }
 )
 
@@ -123,6 +154,8 @@ _OPERATION_ACTIONS: Mapping[tuple[str, str], frozenset[str]] = MappingProxyType(
         ("s3", "DeleteObject"): frozenset({"s3:DeleteObject"}),
         # No s3:DeleteObjects action exists: AWS checks s3:DeleteObject for every key in the batch.
         ("s3", "DeleteObjects"): frozenset({"s3:DeleteObject"}),
+        # Our account id when FLOE_AWS_ACCOUNT_ID is unset: AWS requires no permission for it.
+        ("sts", "GetCallerIdentity"): frozenset(),
         ("secretsmanager", "GetSecretValue"): frozenset({"secretsmanager:GetSecretValue"}),
         ("secretsmanager", "DescribeSecret"): frozenset({"secretsmanager:DescribeSecret"}),
         ("secretsmanager", "CreateSecret"): frozenset({"secretsmanager:CreateSecret"}),
@@ -135,6 +168,7 @@ _OPERATION_ACTIONS: Mapping[tuple[str, str], frozenset[str]] = MappingProxyType(
         ("iam", "DeleteRolePolicy"): frozenset({"iam:DeleteRolePolicy"}),
         ("iam", "ListRolePolicies"): frozenset({"iam:ListRolePolicies"}),
         ("iam", "UpdateAssumeRolePolicy"): frozenset({"iam:UpdateAssumeRolePolicy"}),
+        ("sts", "AssumeRole"): frozenset({"sts:AssumeRole"}),
     }
 )
 
@@ -175,12 +209,14 @@ def requests_for(service: str, operation: str, params: Mapping[str, Any], settin
         secret = str(params.get("SecretId") or params.get("Name") or "")
         if settings.core_api_token_secret and secret == settings.core_api_token_secret:
             scope = "secret:core-api-token"
+        elif settings.connections_dsn_secret and secret == settings.connections_dsn_secret:
+            scope = "secret:connections-dsn"
         elif secret.startswith(settings.secret_prefix):
             scope = "secret:connections"
         else:
             scope = f"secret:other:{secret}"
         return frozenset((action, scope) for action in actions)
-    scope = {"lambda": "function:loader", "iam": "role:snowflake"}[service]
+    scope = {"lambda": "function:loader", "iam": "role:snowflake", "sts": "role:loader-data"}[service]
     return frozenset((action, scope) for action in actions)
 
 

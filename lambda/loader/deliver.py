@@ -74,6 +74,7 @@ class Delivery:
     files_restaged: int = 0
     settlement: Settlement = field(default_factory=Settlement)
     snowflake_statements: int = 0
+    warehouse_statements: int = 0
     pipe_state: str | None = None
     error: str | None = None  # the connection needs a person (e.g. a paused pipe); files stay live
     warnings: list[str] = field(default_factory=list)
@@ -93,6 +94,7 @@ def deliver(work: Work, edges: Edges, deadline: Deadline) -> Delivery:
         _load(delivery, work, pipe, edges, deadline)
     finally:
         delivery.snowflake_statements = pipe.statements
+        delivery.warehouse_statements = pipe.warehouse_statements
         session.close()
     return delivery
 

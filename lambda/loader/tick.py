@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -49,6 +49,16 @@ class Edges:
     metrics: CoreMetrics | None = None
     now: Callable[[], datetime] = _utcnow
     sleep: Callable[[float], None] = time.sleep
+    warnings: list[str] = field(default_factory=list)  # what building these edges could not do, for the report
+    # This connection's own S3 and Secrets Manager clients, given the seconds they must last
+    # (loader.data_access, when FLOE_LOADER_DATA_ROLE_ARN is set); None: `s3` and `secrets` serve every tick.
+    scope: Callable[[Connection, float], tuple[S3Client, SecretsManagerClient]] | None = None
+
+    def for_connection(self, connection: Connection, deadline: Deadline) -> Edges:
+        if self.scope is None:
+            return self
+        s3, secrets = self.scope(connection, deadline.remaining())
+        return replace(self, s3=s3, secrets=secrets, scope=None)
 
 
 @dataclass(frozen=True)
@@ -83,8 +93,9 @@ class Deadline:
         return Deadline(lambda: min(self.remaining(), other.remaining()))
 
 
-def run_tick(connection_id: str, edges: Edges, deadline: Deadline) -> RunReport:
-    report = RunReport(run_id=str(uuid.uuid4()), connection_id=connection_id, started_at=edges.now())
+def run_tick(connection_id: str, edges: Edges, deadline: Deadline, run_id: str | None = None) -> RunReport:
+    report = RunReport(run_id=run_id or str(uuid.uuid4()), connection_id=connection_id, started_at=edges.now())
+    report.warnings += edges.warnings
     lease: Lease | None = None
     try:
         connection = edges.store.get(connection_id)
@@ -117,6 +128,7 @@ def run_tick(connection_id: str, edges: Edges, deadline: Deadline) -> RunReport:
 
 
 def _work(report: RunReport, connection: Connection, lease: Lease, edges: Edges, deadline: Deadline) -> None:
+    edges = edges.for_connection(connection, deadline)
     settings = edges.settings
     storage = OrgStorage(
         edges.s3,
@@ -127,6 +139,8 @@ def _work(report: RunReport, connection: Connection, lease: Lease, edges: Edges,
     layout = Layout(settings.layout)
     listing = storage.list_live(layout)
     report.files_listed, report.files_ignored = len(listing.files), len(listing.ignored)
+    oldest = min((file.last_modified for file in listing.files), default=None)
+    report.lag_seconds = max(0.0, (edges.now() - oldest).total_seconds()) if oldest else 0.0
     if listing.ignored:
         report.warnings.append(f"{len(listing.ignored)} objects do not match the layout and were left alone")
     if not listing.files:
