@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from kernel.config import Settings
+from kernel.config import ConfigError, Settings
 from kernel.connections import Connection
 from kernel.errors import FloeError
 from loader import aws_actions
@@ -100,7 +100,9 @@ def _secret_arn(secret_ref: str) -> str:
 
 
 def _session(settings: Settings, connection: Connection, seconds_needed: float) -> _Session:
-    role = str(settings.loader_data_role_arn)
+    role = settings.loader_data_role_arn
+    if not role:
+        raise ConfigError("FLOE_LOADER_DATA_ROLE_ARN is not set: there is no data role to scope a session of")
     key = (role, connection.org_id, connection.secret_ref)
     cached = _sessions.get(key)
     if cached is None or cached.expires - datetime.now(UTC) < timedelta(seconds=seconds_needed) + CLOCK_SKEW:
@@ -123,7 +125,7 @@ def _assume(role: str, settings: Settings, connection: Connection) -> _Session:
             "the data role exists and trusts the loader's execution role"
         ) from None
     except BotoCoreError as error:
-        raise DataAccessRefused(f"cannot reach STS ({type(error).__name__})") from None
+        raise DataAccessRefused(f"STS AssumeRole failed ({type(error).__name__})") from None
     return _Session(
         credentials["AccessKeyId"],
         credentials["SecretAccessKey"],
