@@ -75,5 +75,11 @@ def configure(level: int = logging.INFO) -> None:
     root.propagate = False
 
 
+def configure_for_cli() -> None:
+    """`floe load` / `floe demo`: the Lambda's lines on stderr when a program reads it, not a person."""
+    if not sys.stderr.isatty():
+        configure()
+
+
 def get(name: str) -> logging.Logger:
     return logging.getLogger(f"floe.{name}")
