@@ -19,7 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from kernel import config, logs
 from kernel.connections import ConnectionStore
 from kernel.dsn import open_configured_store
-from kernel.errors import describe
+from kernel.errors import FloeError, describe
 from loader.data_access import scoped_clients
 from loader.event import InvalidEvent, LoaderEvent
 from loader.metrics import CoreMetrics, embedded_metrics
@@ -61,6 +61,8 @@ def run(event: Any, deadline: Deadline) -> dict[str, Any]:
         settings = config.load()
         store = open_configured_store(settings)
     except Exception as error:  # describe() shows a FloeError's own message, anything else by type only
+        if not isinstance(error, FloeError):  # a bug: where it happened (frames only, kernel.logs)
+            log.error("tick set-up failed unexpectedly", exc_info=True)
         return _logged(_failed(run_id, parsed.connection_id, error), parsed.tick_id)
     try:
         report = run_tick(parsed.connection_id, edges_for(settings, store), deadline, run_id)
