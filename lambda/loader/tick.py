@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from loader.metrics import CoreMetrics
 
 log = logs.get("tick")
+LISTING_SECONDS = 60.0  # how long an organisation's session must still last for the idle path's listing
 
 
 def _utcnow() -> datetime:
@@ -54,11 +55,12 @@ class Edges:
     # (loader.data_access, when FLOE_LOADER_DATA_ROLE_ARN is set); None: `s3` and `secrets` serve every tick.
     scope: Callable[[Connection, float], tuple[S3Client, SecretsManagerClient]] | None = None
 
-    def for_connection(self, connection: Connection, deadline: Deadline) -> Edges:
+    def for_connection(self, connection: Connection, seconds: float) -> Edges:
+        """The edges whose AWS clients reach only this connection's organisation for `seconds` more."""
         if self.scope is None:
             return self
-        s3, secrets = self.scope(connection, deadline.remaining())
-        return replace(self, s3=s3, secrets=secrets, scope=None)
+        s3, secrets = self.scope(connection, seconds)
+        return replace(self, s3=s3, secrets=secrets)
 
 
 @dataclass(frozen=True)
@@ -128,16 +130,11 @@ def run_tick(connection_id: str, edges: Edges, deadline: Deadline, run_id: str |
 
 
 def _work(report: RunReport, connection: Connection, lease: Lease, edges: Edges, deadline: Deadline) -> None:
-    edges = edges.for_connection(connection, deadline)
-    settings = edges.settings
-    storage = OrgStorage(
-        edges.s3,
-        settings.bucket,
-        settings.live_prefix_for(connection.org_id),
-        settings.dead_letter_prefix_for(connection.org_id),
-    )
-    layout = Layout(settings.layout)
-    listing = storage.list_live(layout)
+    # The idle path only lists: a warm process's cached session is enough for that, so a steady-state
+    # idle tick sends no STS call (a listing needs far less than LISTING_SECONDS).
+    listing_edges = edges.for_connection(connection, LISTING_SECONDS)
+    layout = Layout(edges.settings.layout)
+    listing = _storage(listing_edges, connection).list_live(layout)
     report.files_listed, report.files_ignored = len(listing.files), len(listing.ignored)
     oldest = min((file.last_modified for file in listing.files), default=None)
     report.lag_seconds = max(0.0, (edges.now() - oldest).total_seconds()) if oldest else 0.0
@@ -148,8 +145,19 @@ def _work(report: RunReport, connection: Connection, lease: Lease, edges: Edges,
         return
     from loader.deliver import deliver  # the busy path: the idle path never pays for its imports
 
-    work = Work(report.run_id, connection, lease, listing.files, storage, layout)
-    report.record(deliver(work, edges, deadline))
+    busy_edges = edges.for_connection(connection, deadline.remaining())  # must last until the deadline
+    work = Work(report.run_id, connection, lease, listing.files, _storage(busy_edges, connection), layout)
+    report.record(deliver(work, busy_edges, deadline))
+
+
+def _storage(edges: Edges, connection: Connection) -> OrgStorage:
+    settings = edges.settings
+    return OrgStorage(
+        edges.s3,
+        settings.bucket,
+        settings.live_prefix_for(connection.org_id),
+        settings.dead_letter_prefix_for(connection.org_id),
+    )
 
 
 def _within_lease(deadline: Deadline, settings: Settings) -> Deadline:

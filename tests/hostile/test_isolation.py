@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import unquote
@@ -231,3 +232,21 @@ def test_the_session_policy_fits_sts_limit_and_names_the_connections_own_secret(
         "Action": ["s3:PutObject"],
         "Resource": "arn:aws:s3:::floe-events/dead-letter/acme/*",
     }
+
+
+def test_a_cached_session_serves_listings_and_is_renewed_only_when_the_busy_path_would_outlive_it(
+    stack: Stack, enforcer: Enforcer, aws_operations: list[str]
+) -> None:
+    """With a 900 s session and a Lambda timeout up to 900 s, requiring every tick's whole budget would
+    renew the session on every tick; the idle path needs it only for its listing."""
+    assert stack.tick()["status"] == "idle"
+    ((key, session),) = data_access._sessions.items()
+    data_access._sessions[key] = replace(session, expires=datetime.now(UTC) + timedelta(seconds=200))
+    aws_operations.clear()
+    assert stack.tick(budget=300)["status"] == "idle"
+    assert aws_operations == ["ListObjectsV2"]
+    stack.put_events(stack.key("busy"))
+    aws_operations.clear()
+    assert stack.tick(budget=300)["files_loaded"] == 1
+    assert aws_operations[:2] == ["ListObjectsV2", "AssumeRole"]  # 200 s left < the busy path's 300 s
+    assert aws_operations.count("AssumeRole") == 1
