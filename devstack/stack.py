@@ -44,6 +44,7 @@ class LocalStack:
             "FLOE_SNOWFLAKE_HOST": self.snowflake.host,
             "FLOE_SNOWFLAKE_PORT": str(self.snowflake.port),
             "FLOE_SNOWFLAKE_PROTOCOL": "http",
+            "FLOE_LOCAL_STACK": "1",  # the only place plain http is allowed
             "FLOE_CORE_API_URL": self.core.url,
         }
         if self.postgres_dsn:

@@ -90,7 +90,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def _demo(args: argparse.Namespace) -> int:
     from floe.demo import format_summary, run_demo
+    from kernel import logs
 
+    logs.configure_for_cli()
     summary = run_demo(progress=None if args.json else _progress)
     print(json.dumps(summary, indent=2, default=str) if args.json else format_summary(summary))
     return 0
@@ -172,11 +174,12 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _load(args: argparse.Namespace) -> int:
-    from kernel import logs
+    from kernel import config, logs
     from loader.handler import run
     from loader.tick import Deadline
 
-    logs.configure()
+    logs.configure_for_cli()
+    config.load()  # a bad setting exits 2 here; the handler itself would report it as a failed run
     report = run({"connection_id": args.connection_id}, Deadline.after(args.budget_seconds))
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 1 if report["status"] == "error" else 0

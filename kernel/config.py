@@ -14,6 +14,7 @@ from kernel.identifiers import AWS_ACCOUNT_PATTERN, BUCKET_PATTERN, ORG_ID_PATTE
 from kernel.layout import DEFAULT_LAYOUT
 
 S3_MAX_KEY_BYTES = 1024  # S3's limit on an object key, in UTF-8 bytes
+ROLE_ARN_PATTERN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}")
 
 
 N = TypeVar("N", int, float)
@@ -26,6 +27,7 @@ class ConfigError(FloeError):
 @dataclass(frozen=True)
 class Settings:
     connections_dsn: str = "sqlite:///.floe/connections.db"
+    connections_dsn_secret: str | None = None  # a Secrets Manager id; when set, the DSN is read from it
     bucket: str = "floe-events"
     live_prefix: str = "live/{org_id}/"
     dead_letter_prefix: str = "dead-letter/{org_id}/"
@@ -37,6 +39,7 @@ class Settings:
     aws_account_id: str | None = None
     core_api_url: str | None = None
     core_api_token_secret: str | None = None
+    loader_data_role_arn: str | None = None
     retry_attempts: int = 3
     time_margin_seconds: float = 20.0
     lease_seconds: float = 960.0
@@ -67,6 +70,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
     defaults = Settings()
     settings = Settings(
         connections_dsn=env.get("FLOE_CONNECTIONS_DSN", defaults.connections_dsn),
+        connections_dsn_secret=_dsn_secret(env),
         bucket=_bucket(env.get("FLOE_BUCKET", defaults.bucket)),
         live_prefix=_prefix_template("FLOE_LIVE_PREFIX", env.get("FLOE_LIVE_PREFIX", defaults.live_prefix)),
         dead_letter_prefix=_prefix_template(
@@ -76,10 +80,11 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         secret_prefix=env.get("FLOE_SECRET_PREFIX", defaults.secret_prefix),
         snowflake_host=env.get("FLOE_SNOWFLAKE_HOST") or None,
         snowflake_port=_optional_int(env, "FLOE_SNOWFLAKE_PORT", 1, 65535),
-        snowflake_protocol=_choice(env, "FLOE_SNOWFLAKE_PROTOCOL", ("https", "http"), "https"),
+        snowflake_protocol=_snowflake_protocol(env),
         aws_account_id=_aws_account(env.get("FLOE_AWS_ACCOUNT_ID") or None),
-        core_api_url=_optional_url(env, "FLOE_CORE_API_URL"),
+        core_api_url=_core_api_url(env),
         core_api_token_secret=env.get("FLOE_CORE_API_TOKEN_SECRET") or None,
+        loader_data_role_arn=_role_arn(env.get("FLOE_LOADER_DATA_ROLE_ARN") or None),
         retry_attempts=_int(env, "FLOE_RETRY_ATTEMPTS", defaults.retry_attempts, 1, 10),
         time_margin_seconds=_float(env, "FLOE_TIME_MARGIN_SECONDS", defaults.time_margin_seconds, 0, 600),
         lease_seconds=_float(env, "FLOE_LEASE_SECONDS", defaults.lease_seconds, 1, 86400),
@@ -97,6 +102,36 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         # A dead-lettered object under a stage URL would be loaded again by the next REFRESH.
         raise ConfigError("FLOE_LIVE_PREFIX and FLOE_DEAD_LETTER_PREFIX must start with different top folders")
     return settings
+
+
+def _dsn_secret(env: Mapping[str, str]) -> str | None:
+    """One source of the DSN: a DSN in the environment next to a secret would leave it unclear which is used."""
+    secret = env.get("FLOE_CONNECTIONS_DSN_SECRET") or None
+    if secret and env.get("FLOE_CONNECTIONS_DSN"):
+        raise ConfigError("set FLOE_CONNECTIONS_DSN (local use) or FLOE_CONNECTIONS_DSN_SECRET, not both")
+    return secret
+
+
+def _snowflake_protocol(env: Mapping[str, str]) -> str:
+    """Plain http would send the login's JWT and every result in clear: only the local stand-in speaks it."""
+    protocol = _choice(env, "FLOE_SNOWFLAKE_PROTOCOL", ("https", "http"), "https")
+    if protocol == "http" and env.get("FLOE_LOCAL_STACK") != "1":
+        raise ConfigError("FLOE_SNOWFLAKE_PROTOCOL=http is only for the local stack (set FLOE_LOCAL_STACK=1 there)")
+    return protocol
+
+
+def _core_api_url(env: Mapping[str, str]) -> str | None:
+    """The bearer token must not cross the network in clear."""
+    url = _optional_url(env, "FLOE_CORE_API_URL")
+    if url and env.get("FLOE_CORE_API_TOKEN_SECRET") and urlparse(url).scheme != "https":
+        raise ConfigError("FLOE_CORE_API_URL must be https:// when FLOE_CORE_API_TOKEN_SECRET is set")
+    return url
+
+
+def _role_arn(value: str | None) -> str | None:
+    if value is not None and not ROLE_ARN_PATTERN.fullmatch(value):
+        raise ConfigError(f"FLOE_LOADER_DATA_ROLE_ARN={value[:200]!r} must be an IAM role ARN")
+    return value
 
 
 def _bucket(value: str) -> str:

@@ -69,6 +69,31 @@ class DuplicateConnection(ConnectionStoreError):
         self.connection_id = connection_id
 
 
+class StoreUnavailable(ConnectionStoreError):
+    """The connection database refused or could not be reached; `kind` names why, never the DSN."""
+
+    transient = True
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(f"cannot connect to the connections database ({kind}): check FLOE_CONNECTIONS_DSN(_SECRET)")
+        self.kind = kind
+
+
+AUTHENTICATION_FAILED = "authentication failed"
+
+
+def _failure_kind(error: Exception) -> str:
+    """Read from the driver's text, which is never shown: libpq's sqlstate is unset on connection errors."""
+    if type(error).__name__ == "ProgrammingError":  # the DSN did not parse (its text quotes the DSN)
+        return "malformed DSN"
+    text = str(error).lower()
+    if "authentication failed" in text:
+        return AUTHENTICATION_FAILED
+    if "invalid" in text:  # parsed, but an option's value is refused (sslmode=bogus)
+        return "malformed DSN"
+    return "unreachable"
+
+
 class LeaseLost(ConnectionStoreError):
     """The caller's lease is no longer the connection's current one (expired, taken over or released)."""
 
@@ -458,7 +483,10 @@ class PostgresStore(_SqlStore):
     def __init__(self, dsn: str, connect_timeout_s: int = 10) -> None:
         import psycopg  # here, not at the top: a SQLite deployment's cold start never pays for it
 
-        self._conn = psycopg.connect(dsn, autocommit=True, connect_timeout=connect_timeout_s)
+        try:
+            self._conn = psycopg.connect(dsn, autocommit=True, connect_timeout=connect_timeout_s)
+        except psycopg.Error as error:  # its text can quote the DSN, password included: name the kind only
+            raise StoreUnavailable(_failure_kind(error)) from None
         self._conn.execute(f"SET statement_timeout = '{self.STATEMENT_TIMEOUT}'")
 
     def _query(self, sql: str, params: Sequence[object] = ()) -> builtins.list[tuple[Any, ...]]:

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 import boto3
 
 from kernel import config
-from kernel.connections import ConnectionStore, open_store
+from kernel.connections import ConnectionStore
+from kernel.dsn import open_configured_store
 from kernel.errors import FloeError
 
 if TYPE_CHECKING:
@@ -104,7 +105,7 @@ def replay(
 def _org_of(connection_id: str, settings: config.Settings, store: ConnectionStore | None) -> str:
     if store is not None:
         return store.get(connection_id).org_id
-    with open_store(settings.connections_dsn) as own:
+    with open_configured_store(settings) as own:
         return own.get(connection_id).org_id
 
 

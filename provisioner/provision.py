@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from kernel import config, logs, render
-from kernel.connections import ConnectionStatus, open_store
+from kernel.connections import ConnectionStatus
+from kernel.dsn import open_configured_store
 from kernel.render import Target
 from kernel.secrets import SecretError, read_credentials
 from kernel.snowflake_objects import pipe_status, shown
@@ -212,7 +213,7 @@ def _store(settings: Settings, store: ConnectionStore | None) -> Iterator[Connec
     if store is not None:
         yield store
         return
-    with open_store(settings.connections_dsn) as opened:
+    with open_configured_store(settings) as opened:
         yield opened
 
 

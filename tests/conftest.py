@@ -13,6 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+# Every test talks to the local stack, whose Snowflake stand-in speaks plain http (kernel.config refuses it
+# elsewhere).
+os.environ["FLOE_LOCAL_STACK"] = "1"
+
 if TYPE_CHECKING:
     from devstack.aws import MotoServer
     from devstack.core_api import CoreReceiver

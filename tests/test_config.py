@@ -6,6 +6,8 @@ import pytest
 
 from kernel.config import ConfigError, Settings, load
 
+LOCAL = {"FLOE_LOCAL_STACK": "1"}
+
 
 def test_defaults_are_the_documented_ones() -> None:
     settings = load({})
@@ -29,6 +31,10 @@ def test_defaults_are_the_documented_ones() -> None:
         ({"FLOE_CORE_API_URL": "file:///etc/passwd"}, "FLOE_CORE_API_URL"),
         ({"FLOE_LAYOUT": "{name}.json"}, "FLOE_LAYOUT"),
         ({"FLOE_IAM_ROLE_PATH": "floe"}, "FLOE_IAM_ROLE_PATH"),
+        ({"FLOE_CONNECTIONS_DSN": "sqlite:///x.db", "FLOE_CONNECTIONS_DSN_SECRET": "floe/dsn"}, "not both"),
+        ({"FLOE_SNOWFLAKE_PROTOCOL": "http"}, "FLOE_LOCAL_STACK"),
+        ({"FLOE_CORE_API_URL": "http://core/runs", "FLOE_CORE_API_TOKEN_SECRET": "t"}, "https"),
+        ({"FLOE_LOADER_DATA_ROLE_ARN": "floe-loader-data"}, "FLOE_LOADER_DATA_ROLE_ARN"),
     ],
 )
 def test_a_bad_setting_fails_at_start_naming_its_variable(environ: dict[str, str], names: str) -> None:
@@ -40,3 +46,17 @@ def test_a_bad_setting_fails_at_start_naming_its_variable(environ: dict[str, str
 def test_an_organisation_id_cannot_escape_its_prefix(org_id: str) -> None:
     with pytest.raises(ConfigError, match="organisation id"):
         Settings().live_prefix_for(org_id)
+
+
+def test_the_local_stack_may_use_http_and_aws_may_scope_by_role() -> None:
+    role = "arn:aws:iam::123456789012:role/floe-loader-data"
+    settings = load({**LOCAL, "FLOE_SNOWFLAKE_PROTOCOL": "http", "FLOE_LOADER_DATA_ROLE_ARN": role})
+    assert (settings.snowflake_protocol, settings.loader_data_role_arn) == ("http", role)
+    secret = load({"FLOE_CONNECTIONS_DSN_SECRET": "floe/dsn", "FLOE_CORE_API_URL": "https://core/runs"})
+    assert (secret.connections_dsn_secret, secret.core_api_url) == ("floe/dsn", "https://core/runs")
+
+
+def test_a_malformed_setting_is_never_echoed_when_it_may_be_a_dsn() -> None:
+    with pytest.raises(ConfigError) as refused:
+        load({"FLOE_CONNECTIONS_DSN": "postgresql://u:CANARY@h/db", "FLOE_CONNECTIONS_DSN_SECRET": "floe/dsn"})
+    assert "CANARY" not in str(refused.value)

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import io
 import json
+import traceback
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import boto3
+import pytest
 
 from devstack.aws import MotoServer
 from kernel.config import Settings
 from kernel.connections import Connection, open_store
-from loader.dispatch import dispatch
+from loader.dispatch import DispatchFailed, dispatch, handler
 
 
 def connection(connection_id: str, org_id: str, active: bool) -> Connection:
@@ -69,3 +71,14 @@ def test_a_refused_invocation_does_not_stop_the_others(aws: MotoServer, tmp_path
         store.add(connection("c-1", "acme", True))
     report = dispatch("no-such-function", settings, boto3.client("lambda"))
     assert report == {"invoked": 0, "failed": ["c-1"]}
+
+
+def test_a_bad_dsn_fails_the_dispatch_with_its_kind_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Raised, so the dispatcher-errors alarm (the Lambda's Errors) fires; never with the driver's text,
+    which the runtime would log as it is."""
+    monkeypatch.setenv("FLOE_LOADER_FUNCTION", "floe-loader")
+    monkeypatch.setenv("FLOE_CONNECTIONS_DSN", "postgresql://floe:FLOE-CANARY%zz@127.0.0.1/db")
+    with pytest.raises(DispatchFailed) as failed:
+        handler({}, None)
+    assert "(malformed DSN)" in str(failed.value)
+    assert "FLOE-CANARY" not in "".join(traceback.format_exception(failed.value))

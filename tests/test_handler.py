@@ -5,6 +5,10 @@ An AWS request recorder observes the real HTTP requests the code sends (it chang
 
 from __future__ import annotations
 
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -13,8 +17,9 @@ import boto3
 import pytest
 
 from devstack.snowflake.server import StandIn
+from kernel import logs
 from kernel.connections import Connection, ConnectionStatus, open_store, target_names
-from loader.handler import run
+from loader.handler import handler, run
 from loader.tick import Deadline
 
 BUCKET = "floe-events"
@@ -102,3 +107,78 @@ def test_an_idle_tick_lists_once_reads_no_secret_and_never_logs_in(requests: lis
     stats = standin.control.stats("ACME")
     assert stats["logins"] == 0
     assert stats["statements"] == 0
+
+
+@pytest.mark.parametrize(
+    ("environ", "error"),
+    [
+        ({"FLOE_CONNECTIONS_DSN": "postgresql://floe:CANARY%zz@127.0.0.1/db"}, "(malformed DSN)"),
+        ({"FLOE_CONNECTIONS_DSN": "postgresql://floe:CANARY@127.0.0.1:1/db"}, "(unreachable)"),
+        ({"FLOE_CONNECTIONS_DSN_SECRET": "floe/missing"}, "cannot read FLOE_CONNECTIONS_DSN_SECRET"),
+        ({"FLOE_BUCKET": "CANARY_Bad"}, "FLOE_BUCKET"),
+    ],
+)
+def test_a_bad_setting_dsn_or_store_gives_one_error_report_and_one_error_line(
+    requests: list[str], monkeypatch: pytest.MonkeyPatch, environ: dict[str, str], error: str
+) -> None:
+    monkeypatch.delenv("FLOE_CONNECTIONS_DSN")
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    with recorded() as lines:
+        report = tick({"connection_id": "c-ready"})
+    assert (report["status"], report["connection_id"]) == ("error", "c-ready")
+    assert error in report["error"]
+    assert [line["msg"] for line in lines if line["level"] == "ERROR"] == ["run report"]
+    assert "CANARY" not in json.dumps(lines).replace("CANARY_Bad", "")
+
+
+def test_an_unreadable_core_token_skips_metrics_with_a_warning_and_the_tick_still_runs(
+    requests: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLOE_CORE_API_URL", "https://core.invalid/runs")
+    monkeypatch.setenv("FLOE_CORE_API_TOKEN_SECRET", "floe/core-token")
+    report = tick({"connection_id": "c-ready"})
+    assert report["status"] == "idle"
+    assert any(
+        "metrics not sent" in warning and "FLOE_CORE_API_TOKEN_SECRET" in warning for warning in report["warnings"]
+    )
+
+
+def test_every_line_of_a_tick_names_the_request_the_connection_and_the_run(requests: list[str]) -> None:
+    class Context:
+        aws_request_id, function_name = "req-1", "floe-loader"
+
+        def get_remaining_time_in_millis(self) -> int:
+            return 30_000
+
+    with recorded() as lines:
+        first = handler({"connection_id": "c-ready"}, Context())
+        handler({"connection_id": "c-ready"}, Context())
+    assert [line["msg"] for line in lines] == ["tick started", "run report"] * 2
+    for line in lines:
+        assert (line["request_id"], line["function_name"], line["connection_id"]) == ("req-1", "floe-loader", "c-ready")
+        assert line["level"] == "INFO"
+    assert lines[0]["run_id"] == lines[1]["run_id"] == first["run_id"] != lines[2]["run_id"]
+    # This process may have served an invocation before this test; the next one is warm either way.
+    assert lines[2]["cold_start"] is False
+
+
+@contextmanager
+def recorded() -> Iterator[list[dict[str, Any]]]:
+    """The `floe` logger's lines, as the JSON the Lambda writes."""
+    lines: list[dict[str, Any]] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(json.loads(logs.JsonFormatter().format(record)))
+
+    capture = Capture()
+    logger = logging.getLogger("floe")
+    logger.addHandler(capture)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        yield lines
+    finally:
+        logger.removeHandler(capture)
+        logger.setLevel(level)

@@ -606,11 +606,6 @@ def test_variable_defaults_mirror_the_loaders_defaults() -> None:
     assert variables["iam_role_path"]["default"] == settings.iam_role_path
 
 
-# Set by Terraform for code another change is writing to this contract (docs/operations.md): the DSN is
-# read from this secret, and each tick's S3 / connection-secret calls use the data role's session.
-_CONTRACT_ONLY = {"FLOE_CONNECTIONS_DSN_SECRET", "FLOE_LOADER_DATA_ROLE_ARN"}
-
-
 def _config_reads() -> set[str]:
     sources = [ROOT / "kernel" / "config.py", ROOT / "lambda" / "loader" / "dispatch.py"]
     return {name for path in sources for name in re.findall(r'"(FLOE_[A-Z_]+)"', path.read_text())}
@@ -632,7 +627,7 @@ def test_the_loader_environment_names_only_variables_the_code_reads() -> None:
         "FLOE_CORE_API_URL",
         "FLOE_CORE_API_TOKEN_SECRET",
     }
-    assert names - _CONTRACT_ONLY <= _config_reads(), (
+    assert names <= _config_reads(), (
         f"set by Terraform but never read: {sorted(names - _config_reads())}"
     )
     # The generated environment must be valid for the loader's own configuration check.
@@ -666,7 +661,7 @@ def test_no_secret_value_reaches_terraform() -> None:
 def test_the_dispatcher_environment_names_only_variables_the_code_reads() -> None:
     (environment,) = _resource("aws_lambda_function", "dispatcher")["environment"]
     assert set(environment["variables"]) == {"FLOE_CONNECTIONS_DSN_SECRET", "FLOE_LOADER_FUNCTION"}
-    assert set(environment["variables"]) - _CONTRACT_ONLY <= _config_reads()
+    assert set(environment["variables"]) <= _config_reads()
     assert environment["variables"]["FLOE_CONNECTIONS_DSN_SECRET"] == "${local.connections_dsn_secret_arn}"
 
 

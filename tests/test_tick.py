@@ -232,7 +232,9 @@ def test_a_replayed_batch_loads_once_however_often_it_is_replayed(world: World) 
 
 def test_every_aws_call_of_a_tick_is_one_the_lambda_role_allows(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     """Records the real calls of ticks that load, dead-letter and re-stage, and checks each against the
-    grants Terraform's policy is derived from (lambda/loader/aws_actions.py)."""
+    grants Terraform's policy is derived from (lambda/loader/aws_actions.py). Without FLOE_AWS_ACCOUNT_ID,
+    so the busy path's STS GetCallerIdentity is among them."""
+    monkeypatch.delenv("FLOE_AWS_ACCOUNT_ID")
     calls: list[tuple[str, str, dict[str, Any]]] = []
 
     tick_thread = threading.current_thread()
@@ -258,6 +260,7 @@ def test_every_aws_call_of_a_tick_is_one_the_lambda_role_allows(world: World, mo
     operations = {(service, operation) for service, operation, _ in calls}
     assert {("s3", "ListObjectsV2"), ("s3", "CopyObject"), ("s3", "DeleteObjects"), ("s3", "PutObject")} <= operations
     assert ("secretsmanager", "GetSecretValue") in operations
+    assert ("sts", "GetCallerIdentity") in operations
     refused = [(s, o, p) for s, o, p in calls if not aws_actions.is_allowed(s, o, p, world.settings)]
     assert refused == []
 

@@ -158,6 +158,8 @@ _OPERATION_ACTIONS: Mapping[tuple[str, str], frozenset[str]] = MappingProxyType(
         ("s3", "DeleteObject"): frozenset({"s3:DeleteObject"}),
         # No s3:DeleteObjects action exists: AWS checks s3:DeleteObject for every key in the batch.
         ("s3", "DeleteObjects"): frozenset({"s3:DeleteObject"}),
+        # Our account id when FLOE_AWS_ACCOUNT_ID is unset: AWS requires no permission for it.
+        ("sts", "GetCallerIdentity"): frozenset(),
         ("secretsmanager", "GetSecretValue"): frozenset({"secretsmanager:GetSecretValue"}),
         ("secretsmanager", "DescribeSecret"): frozenset({"secretsmanager:DescribeSecret"}),
         ("secretsmanager", "CreateSecret"): frozenset({"secretsmanager:CreateSecret"}),
@@ -211,6 +213,8 @@ def requests_for(service: str, operation: str, params: Mapping[str, Any], settin
         secret = str(params.get("SecretId") or params.get("Name") or "")
         if settings.core_api_token_secret and secret == settings.core_api_token_secret:
             scope = "secret:core-api-token"
+        elif settings.connections_dsn_secret and secret == settings.connections_dsn_secret:
+            scope = "secret:connections-dsn"
         elif secret.startswith(settings.secret_prefix):
             scope = "secret:connections"
         else:

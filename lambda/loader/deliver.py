@@ -75,6 +75,7 @@ class Delivery:
     files_restaged: int = 0
     settlement: Settlement = field(default_factory=Settlement)
     snowflake_statements: int = 0
+    warehouse_statements: int = 0
     pipe_state: str | None = None
     error: str | None = None  # the connection needs a person (e.g. a paused pipe); files stay live
     out_of_time: str | None = None  # the run stopped before a Snowflake step to keep its time budget
@@ -106,6 +107,7 @@ def deliver(work: Work, edges: Edges, deadline: Deadline) -> Delivery:
         _stopped(delivery, work, stop)
     finally:
         delivery.snowflake_statements = pipe.statements
+        delivery.warehouse_statements = pipe.warehouse_statements
         session.close()
     return delivery
 

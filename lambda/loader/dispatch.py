@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 import boto3
 
 from kernel import config, logs
-from kernel.connections import open_store
+from kernel.dsn import open_configured_store
+from kernel.errors import FloeError, describe
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
@@ -21,16 +22,25 @@ if TYPE_CHECKING:
 log = logs.get("dispatch")
 
 
+class DispatchFailed(FloeError):
+    """The dispatch could not start (a setting, the DSN, the connection database): raised so the Lambda's
+    Errors metric (the dispatcher-errors alarm) counts it, with a message that is `describe`d, never raw."""
+
+
 def handler(event: Any, context: Any) -> dict[str, Any]:  # noqa: ARG001 - the Lambda signature
     logs.configure()
-    function = os.environ.get("FLOE_LOADER_FUNCTION", "")
-    if not function:
-        raise config.ConfigError("FLOE_LOADER_FUNCTION must name the loader Lambda")
-    return dispatch(function, config.load(), boto3.client("lambda"))
+    try:
+        function = os.environ.get("FLOE_LOADER_FUNCTION", "")
+        if not function:
+            raise config.ConfigError("FLOE_LOADER_FUNCTION must name the loader Lambda")
+        return dispatch(function, config.load(), boto3.client("lambda"))
+    except Exception as error:  # the runtime would log a foreign exception's text (a DSN?) as it is
+        log.error("dispatch failed", extra={"error": describe(error)})
+        raise DispatchFailed(describe(error)) from None
 
 
 def dispatch(function: str, settings: config.Settings, client: LambdaClient) -> dict[str, Any]:
-    with open_store(settings.connections_dsn) as store:
+    with open_configured_store(settings) as store:
         connection_ids = [c.connection_id for c in store.list(active_only=True)]
     failed: list[str] = []
     for connection_id in connection_ids:

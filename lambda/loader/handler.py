@@ -6,21 +6,28 @@ the Snowflake connector is imported only when a tick has files to load.
 
 from __future__ import annotations
 
+import itertools
 import json
 import uuid
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Protocol
 
 import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 
 from kernel import config, logs
-from kernel.connections import ConnectionStore, open_store
+from kernel.connections import ConnectionStore
+from kernel.dsn import open_configured_store
+from kernel.errors import FloeError, describe
+from loader.data_access import scoped_clients
 from loader.event import InvalidEvent, LoaderEvent
-from loader.metrics import CoreMetrics
+from loader.metrics import CoreMetrics, embedded_metrics
 from loader.report import RunReport, RunStatus
 from loader.tick import Deadline, Edges, run_tick
 
 log = logs.get("loader")
+_invocations = itertools.count()  # 0 on the first invocation of this process: its cold start
 
 
 class LambdaContext(Protocol):
@@ -29,59 +36,95 @@ class LambdaContext(Protocol):
 
 def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     logs.configure()
+    logs.start(
+        request_id=getattr(context, "aws_request_id", None),
+        function_name=getattr(context, "function_name", None),
+        cold_start=next(_invocations) == 0,
+    )
     deadline = Deadline(lambda: context.get_remaining_time_in_millis() / 1000)
     return run(event, deadline)
 
 
 def run(event: Any, deadline: Deadline) -> dict[str, Any]:
-    """Validate, run one tick, log the report as one line and return it (never raises for a bad tick)."""
+    """Validate, run one tick, log the report as one line and return it (never raises for a bad tick:
+    a bad event, setting, DSN or store gives one error report and one log line)."""
+    run_id = str(uuid.uuid4())
     try:
         parsed = LoaderEvent.parse(event)
     except InvalidEvent as error:
-        report = RunReport(run_id=str(uuid.uuid4()), connection_id="", started_at=datetime.now(UTC))
-        report.status, report.error, report.completed_at = RunStatus.ERROR, str(error), datetime.now(UTC)
-        return _logged(report, tick_id=None)
-    settings = config.load()
-    store = open_store(settings.connections_dsn)
+        logs.bind(connection_id=None, run_id=run_id)
+        return _logged(_failed(run_id, "", error), tick_id=None)
+    # From here every line names the connection and run, so a crashed or timed-out tick can be found.
+    logs.bind(connection_id=parsed.connection_id, run_id=run_id)
+    log.info("tick started", extra={"tick_id": parsed.tick_id})
     try:
-        report = run_tick(parsed.connection_id, edges_for(settings, store), deadline)
+        settings = config.load()
+        store = open_configured_store(settings)
+    except Exception as error:  # describe() shows a FloeError's own message, anything else by type only
+        if not isinstance(error, FloeError):  # a bug: where it happened (frames only, kernel.logs)
+            log.error("tick set-up failed unexpectedly", exc_info=True)
+        return _logged(_failed(run_id, parsed.connection_id, error), parsed.tick_id)
+    try:
+        report = run_tick(parsed.connection_id, edges_for(settings, store), deadline, run_id)
     finally:
         store.close()
     return _logged(report, parsed.tick_id)
 
 
+def _failed(run_id: str, connection_id: str, error: Exception) -> RunReport:
+    now = datetime.now(UTC)
+    report = RunReport(run_id=run_id, connection_id=connection_id, started_at=now, completed_at=now)
+    report.status, report.error = RunStatus.ERROR, describe(error)
+    return report
+
+
 def edges_for(settings: config.Settings, store: ConnectionStore, **overrides: Any) -> Edges:
     """The tick's I/O for one invocation (the benchmark overrides `sleep`)."""
+    metrics, warnings = _metrics(settings)
     return Edges(
         settings=settings,
         store=store,
         s3=boto3.client("s3"),
         secrets=boto3.client("secretsmanager"),
-        metrics=_metrics(settings),
+        metrics=metrics,
+        warnings=warnings,
+        scope=partial(scoped_clients, settings) if settings.loader_data_role_arn else None,
         **overrides,
     )
 
 
-def _metrics(settings: config.Settings) -> CoreMetrics | None:
+def _metrics(settings: config.Settings) -> tuple[CoreMetrics | None, list[str]]:
+    """No token, no POST: a run must not fail, nor send unauthenticated, because core's token is unreadable."""
     if not settings.core_api_url:
-        return None
+        return None, []
     token = None
     if settings.core_api_token_secret:
         try:
             secret = boto3.client("secretsmanager").get_secret_value(SecretId=settings.core_api_token_secret)
             token = secret["SecretString"]
-        except Exception as error:
-            from kernel.secrets import SecretError
+        except (ClientError, BotoCoreError, KeyError) as error:
+            log.warning("core API token unreadable", extra={"error_type": type(error).__name__})
+            return None, [_METRICS_OFF]
+    return CoreMetrics(settings.core_api_url, token=token, attempts=settings.retry_attempts), []
 
-            raise SecretError(f"cannot read the core API token secret {settings.core_api_token_secret!r}") from error
-    return CoreMetrics(settings.core_api_url, token=token, attempts=settings.retry_attempts)
+
+_METRICS_OFF = (
+    "metrics not sent to the core API: cannot read the FLOE_CORE_API_TOKEN_SECRET secret "
+    "(check it exists and the loader's execution role may read it)"
+)
 
 
 def _logged(report: RunReport, tick_id: str | None) -> dict[str, Any]:
-    """One line per run; `tick_id`, when the task processor sent one, ties the run to its tick."""
+    """One line per run, which is also the run's CloudWatch metrics (Embedded Metric Format); `tick_id`,
+    when the task processor sent one, ties the run to its tick."""
     document = report.as_dict()
     level = 40 if report.status is RunStatus.ERROR else 20
-    extra = {"report": document, "dead_lettered_batches": report.dead_lettered_batches, "tick_id": tick_id}
+    extra = {
+        "report": document,
+        "dead_lettered_batches": report.dead_lettered_batches,
+        "tick_id": tick_id,
+        **embedded_metrics(report),
+    }
     log.log(level, "run report", extra=extra)
     plain: dict[str, Any] = json.loads(json.dumps(document, default=str))
     return plain

@@ -8,7 +8,8 @@ import urllib.request
 from typing import Any
 
 from kernel import logs
-from kernel.errors import FloeError
+from kernel.errors import FloeError, describe
+from loader.report import RunReport, RunStatus
 
 log = logs.get("metrics")
 TIMEOUT_SECONDS = 5.0
@@ -42,7 +43,7 @@ class CoreMetrics:
         try:
             retrying(self._send, payload)
         except MetricsRejected as error:
-            log.warning("metrics not delivered", extra={"run_id": payload.get("run_id"), "reason": str(error)})
+            log.warning("metrics not delivered", extra={"run_id": payload.get("run_id"), "reason": describe(error)})
             return False
         return True
 
@@ -63,3 +64,50 @@ class CoreMetrics:
         except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
             reason = getattr(error, "reason", error)
             raise MetricsRejected(f"core unreachable: {type(reason).__name__}", transient=True) from None
+
+
+NAMESPACE = "Floe"
+# CloudWatch aggregates each metric per dimension set: per connection and status, per connection, and
+# the roll-up over every connection (`[]`), which the account-wide alarms read. Terraform's alarms and
+# dashboard use these exact names.
+DIMENSION_SETS = [["connection_id", "status"], ["connection_id"], []]
+_UNITS = {
+    "EventsDelivered": "Count",
+    "FilesLoaded": "Count",
+    "FilesDeadLettered": "Count",
+    "FilesInFlight": "Count",
+    "LagSeconds": "Seconds",
+    "RunDurationMs": "Milliseconds",
+    "SnowflakeStatements": "Count",
+    "WarehouseStatements": "Count",
+    "RunFailed": "Count",
+}
+
+
+def embedded_metrics(report: RunReport) -> dict[str, Any]:
+    """The run's metrics in CloudWatch's Embedded Metric Format, as top-level members of the report's log
+    line: CloudWatch Logs extracts them itself, so a run costs no PutMetricData call (and the role needs
+    no cloudwatch:* permission). Written directly rather than with aws-lambda-powertools, whose import
+    would weigh on every idle cold start (docs/metrics.md). A run refused before it knew its connection
+    has no `connection_id`, so it counts only in the roll-up (CloudWatch refuses empty dimension values)."""
+    completed = report.completed_at or report.started_at
+    values = {
+        "EventsDelivered": report.events_delivered,
+        "FilesLoaded": report.files_loaded,
+        "FilesDeadLettered": report.files_dead_lettered,
+        "FilesInFlight": report.files_in_flight,
+        "LagSeconds": report.lag_seconds,
+        "RunDurationMs": round((completed - report.started_at).total_seconds() * 1000),
+        "SnowflakeStatements": report.snowflake_statements,
+        "WarehouseStatements": report.warehouse_statements,
+        "RunFailed": 1 if report.status is RunStatus.ERROR else 0,
+    }
+    dimensions = DIMENSION_SETS if report.connection_id else [[]]
+    directive = {
+        "Namespace": NAMESPACE,
+        "Dimensions": dimensions,
+        "Metrics": [{"Name": name, "Unit": unit} for name, unit in _UNITS.items()],
+    }
+    members = {"connection_id": report.connection_id, "status": report.status.value} if report.connection_id else {}
+    timestamp = round(completed.timestamp() * 1000)
+    return {"_aws": {"Timestamp": timestamp, "CloudWatchMetrics": [directive]}, **members, **values}

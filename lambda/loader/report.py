@@ -38,6 +38,8 @@ class RunReport:
     dead_lettered_batches: int = 0
     files_in_flight: int = 0
     snowflake_statements: int = 0
+    warehouse_statements: int = 0  # of those, the ones a warehouse runs (COPY_HISTORY, the lineage query)
+    lag_seconds: float = 0.0  # age of the oldest live file when listed; 0 when there was none
     pipe_state: str | None = None
     dead_letter_manifest: str | None = None
     completed_at: datetime | None = None
@@ -53,6 +55,7 @@ class RunReport:
         self.dead_lettered_batches = 1 if settled.files_dead_lettered else 0
         self.dead_letter_manifest = settled.dead_letter_manifest
         self.snowflake_statements, self.pipe_state = delivery.snowflake_statements, delivery.pipe_state
+        self.warehouse_statements = delivery.warehouse_statements
         self.warnings += delivery.warnings + settled.warnings
         if delivery.error:
             self.status, self.error = RunStatus.ERROR, delivery.error

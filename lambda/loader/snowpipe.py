@@ -41,14 +41,17 @@ class Snowpipe:
         self.budget = budget
         self._stage_key_prefix = target.stage_url.split("/", 3)[3]
         self.statements = 0
+        self.warehouse_statements = 0  # the ones that need (and bill) a warehouse
 
-    def run(self, sql: str) -> list[dict[str, Any]]:
+    def run(self, sql: str, *, warehouse: bool = False) -> list[dict[str, Any]]:
         """One statement, retried with exponential backoff on transient errors, a few times at most; each
-        attempt only if the time budget covers it (`OutOfTime` otherwise, never retried)."""
+        attempt only if the time budget covers it (`OutOfTime` otherwise, never retried). `warehouse`:
+        the statement needs (and bills) a warehouse."""
         step = "`" + " ".join(sql.split()[:3]) + " …`"
 
         def send(timeout_seconds: int) -> list[dict[str, Any]]:
             self.statements += 1
+            self.warehouse_statements += warehouse
             return query(self.session, sql, timeout_seconds)
 
         return self._retrying(lambda: self.budget.spend(step, send))
@@ -64,7 +67,7 @@ class Snowpipe:
 
     def history(self, start: datetime) -> list[LoadRecord]:
         """One COPY_HISTORY query covering every file of the table since `start`."""
-        rows = self.run(render("copy_history", self.target, start_time=start))
+        rows = self.run(render("copy_history", self.target, start_time=start), warehouse=True)
         return [self._record(row) for row in rows if row.get("STATUS") in _STATUSES]
 
     def status(self) -> PipeStatus:
@@ -83,7 +86,7 @@ class Snowpipe:
         found: dict[str, int] = {}
         for start in range(0, len(names), MAX_FILE_NAMES):
             sql = render("loaded_files", self.target, names=names[start : start + MAX_FILE_NAMES], since=since)
-            for row in self.run(sql):
+            for row in self.run(sql, warehouse=True):
                 found[relative[str(row["SOURCE_FILE_NAME"])]] = int(row["ROW_COUNT"])
         return found
 

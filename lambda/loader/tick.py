@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from loader.metrics import CoreMetrics
 
 log = logs.get("tick")
+LISTING_SECONDS = 60.0  # how long an organisation's session must still last for the idle path's listing
 
 
 def _utcnow() -> datetime:
@@ -49,6 +50,17 @@ class Edges:
     metrics: CoreMetrics | None = None
     now: Callable[[], datetime] = _utcnow
     sleep: Callable[[float], None] = time.sleep
+    warnings: list[str] = field(default_factory=list)  # what building these edges could not do, for the report
+    # This connection's own S3 and Secrets Manager clients, given the seconds they must last
+    # (loader.data_access, when FLOE_LOADER_DATA_ROLE_ARN is set); None: `s3` and `secrets` serve every tick.
+    scope: Callable[[Connection, float], tuple[S3Client, SecretsManagerClient]] | None = None
+
+    def for_connection(self, connection: Connection, seconds: float) -> Edges:
+        """The edges whose AWS clients reach only this connection's organisation for `seconds` more."""
+        if self.scope is None:
+            return self
+        s3, secrets = self.scope(connection, seconds)
+        return replace(self, s3=s3, secrets=secrets)
 
 
 @dataclass(frozen=True)
@@ -83,8 +95,9 @@ class Deadline:
         return Deadline(lambda: min(self.remaining(), other.remaining()))
 
 
-def run_tick(connection_id: str, edges: Edges, deadline: Deadline) -> RunReport:
-    report = RunReport(run_id=str(uuid.uuid4()), connection_id=connection_id, started_at=edges.now())
+def run_tick(connection_id: str, edges: Edges, deadline: Deadline, run_id: str | None = None) -> RunReport:
+    report = RunReport(run_id=run_id or str(uuid.uuid4()), connection_id=connection_id, started_at=edges.now())
+    report.warnings += edges.warnings
     lease: Lease | None = None
     try:
         connection = edges.store.get(connection_id)
@@ -119,16 +132,14 @@ def run_tick(connection_id: str, edges: Edges, deadline: Deadline) -> RunReport:
 
 
 def _work(report: RunReport, connection: Connection, lease: Lease, edges: Edges, deadline: Deadline) -> None:
-    settings = edges.settings
-    storage = OrgStorage(
-        edges.s3,
-        settings.bucket,
-        settings.live_prefix_for(connection.org_id),
-        settings.dead_letter_prefix_for(connection.org_id),
-    )
-    layout = Layout(settings.layout)
-    listing = storage.list_live(layout)
+    # The idle path only lists: a warm process's cached session is enough for that, so a steady-state
+    # idle tick sends no STS call (a listing needs far less than LISTING_SECONDS).
+    listing_edges = edges.for_connection(connection, LISTING_SECONDS)
+    layout = Layout(edges.settings.layout)
+    listing = _storage(listing_edges, connection).list_live(layout)
     report.files_listed, report.files_ignored = len(listing.files), len(listing.ignored)
+    oldest = min((file.last_modified for file in listing.files), default=None)
+    report.lag_seconds = max(0.0, (edges.now() - oldest).total_seconds()) if oldest else 0.0
     if listing.ignored:
         report.warnings.append(f"{len(listing.ignored)} objects do not match the layout and were left alone")
     if not listing.files:
@@ -136,8 +147,19 @@ def _work(report: RunReport, connection: Connection, lease: Lease, edges: Edges,
         return
     from loader.deliver import deliver  # the busy path: the idle path never pays for its imports
 
-    work = Work(report.run_id, connection, lease, listing.files, storage, layout)
-    report.record(deliver(work, edges, deadline))
+    busy_edges = edges.for_connection(connection, deadline.remaining())  # must last until the deadline
+    work = Work(report.run_id, connection, lease, listing.files, _storage(busy_edges, connection), layout)
+    report.record(deliver(work, busy_edges, deadline))
+
+
+def _storage(edges: Edges, connection: Connection) -> OrgStorage:
+    settings = edges.settings
+    return OrgStorage(
+        edges.s3,
+        settings.bucket,
+        settings.live_prefix_for(connection.org_id),
+        settings.dead_letter_prefix_for(connection.org_id),
+    )
 
 
 def _within_lease(deadline: Deadline, settings: Settings) -> Deadline:

@@ -22,7 +22,9 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 import pytest
@@ -289,9 +291,94 @@ def test_no_failure_path_leaks_the_key_or_the_password(stack: Stack, capfd: pyte
 
     # Every path was really exercised, and the evidence is not empty.
     assert len(paths) >= 20
-    assert any('"level": "warning"' in line or '"level": "error"' in line for line in records.lines)
+    assert any('"level": "WARNING"' in line or '"level": "ERROR"' in line for line in records.lines)
     assert any("run report" in line for line in records.lines)
     assert stack.core.received
     assert config.load().core_api_url == stack.core.url
 
     assert _leaks(evidence, canaries.needles()) == []
+
+
+def test_no_store_token_or_aws_failure_leaks_the_database_password_the_token_or_the_aws_key(
+    stack: Stack, pg_dsn: str, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other secrets a tick holds: the connection database's password (in FLOE_CONNECTIONS_DSN or its
+    secret), the core API's bearer token, and the AWS secret access keys (the function's and a data-role
+    session's), over every way reading or using them can fail."""
+    from kernel import dsn as dsn_module
+    from loader import data_access, dispatch
+
+    db_password = f"FLOE-CANARY-DBPW-{uuid.uuid4().hex}"
+    token = f"FLOE-CANARY-TOKEN-{uuid.uuid4().hex}"
+    aws_key = f"FLOE-CANARY-AWSKEY-{uuid.uuid4().hex}"
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", aws_key)  # moto accepts any key; every request is signed with it
+    boto3.setup_default_session()  # so boto3's default session picks the key up
+    secrets = boto3.client("secretsmanager")
+    iam = boto3.client("iam")
+    role = iam.create_role(RoleName="floe-loader-data", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    evidence = Evidence()
+    paths: list[str] = []
+    host = urlsplit(pg_dsn)
+    bad_dsns = {
+        "bad-escape": f"postgresql://floe:{db_password}%zz@127.0.0.1/db",
+        "bad-sslmode": f"postgresql://floe:{db_password}@127.0.0.1:1/db?sslmode=bogus",
+        "unclosed-ipv6": f"postgresql://floe:{db_password}@[::1/db",
+        "db-down": f"postgresql://floe:{db_password}@127.0.0.1:1/db",
+        "auth-failure": f"postgresql://{host.username}:{db_password}@{host.hostname}:{host.port}/postgres",
+    }
+    secrets.create_secret(Name="floe/core-token", SecretString=token)
+
+    def tick(path: str) -> None:
+        paths.append(path)
+        dsn_module._dsns.clear()  # a fresh process: the DSN secret is read again
+        evidence.add(f"report:{path}", handler({"connection_id": stack.connection.connection_id}, _Context()))
+        evidence.exception(f"dispatch:{path}", lambda: dispatch.handler({}, None))
+
+    monkeypatch.setenv("FLOE_LOADER_FUNCTION", "floe-loader")
+    with recording() as records:
+        for name, dsn in bad_dsns.items():
+            with monkeypatch.context() as env:
+                env.setenv("FLOE_CONNECTIONS_DSN", dsn)
+                tick(f"dsn-{name}")
+            with monkeypatch.context() as env:
+                secrets.create_secret(Name=f"floe/dsn-{name}", SecretString=dsn)
+                env.delenv("FLOE_CONNECTIONS_DSN")
+                env.setenv("FLOE_CONNECTIONS_DSN_SECRET", f"floe/dsn-{name}")
+                tick(f"dsn-secret-{name}")
+            evidence.exception(f"open_store:{name}", partial(open_store, dsn))
+        with monkeypatch.context() as env:
+            env.setenv("FLOE_CORE_API_URL", "https://127.0.0.1:9/runs")
+            env.setenv("FLOE_CORE_API_TOKEN_SECRET", "floe/missing-token")
+            stack.put_events(stack.key("token-unreadable"))
+            tick("token-unreadable")
+            env.setenv("FLOE_CORE_API_TOKEN_SECRET", "floe/core-token")
+            stack.put_events(stack.key("core-unreachable"))
+            tick("token-read-core-unreachable")
+        with monkeypatch.context() as env:
+            env.setenv("FLOE_LOADER_DATA_ROLE_ARN", role)
+            stack.put_events(stack.key("data-role"))
+            tick("data-role-session")
+        sessions = list(data_access._sessions.values())
+        paths.append("cli-load")
+        with monkeypatch.context() as env:
+            env.setenv("FLOE_CONNECTIONS_DSN", bad_dsns["bad-escape"])
+            assert cli.main(["load", "--connection-id", stack.connection.connection_id, "--json"]) == 1
+            status = ["status", "--connection-id", stack.connection.connection_id]
+            evidence.exception("cli-status", lambda: cli.main(status))
+
+    for line in records.lines:
+        evidence.add("log", line)
+    captured = capfd.readouterr()
+    evidence.add("stdout", captured.out)
+    evidence.add("stderr", captured.err)
+    for received in stack.core.received:
+        evidence.add("core", {"body": received.body, "headers": received.headers, "path": received.path})
+
+    needles = {"db-password": db_password, "token": token, "aws-key": aws_key}
+    needles |= {f"session-key-{i}": session.secret_access_key for i, session in enumerate(sessions)}
+    assert sessions, "the data-role path really assumed a session"
+    assert len(paths) >= 14
+    assert sum('"status": "error"' in text for text in evidence.texts["report:dsn-bad-escape"]) == 1
+    assert any("(authentication failed)" in text for text in evidence.texts["report:dsn-auth-failure"])
+    assert any("metrics not sent" in text for text in evidence.texts["report:token-unreadable"])
+    assert _leaks(evidence, needles) == []
