@@ -68,6 +68,14 @@ class DuplicateConnection(ConnectionStoreError):
         self.connection_id = connection_id
 
 
+class StoreUnreachable(ConnectionStoreError):
+    transient = True
+
+
+class StoreMissing(ConnectionStoreError):
+    """A read-only command found no connection database where FLOE_CONNECTIONS_DSN points."""
+
+
 class LeaseLost(ConnectionStoreError):
     """The caller's lease is no longer the connection's current one (expired, taken over or released)."""
 
@@ -139,12 +147,15 @@ class Lease:
 class ConnectionStore(Protocol):
     def migrate(self) -> None: ...
     def schema_version(self) -> int: ...
+    def applied_version(self) -> int: ...
     def add(self, connection: Connection) -> None: ...
     def save(self, connection: Connection) -> None: ...
     def get(self, connection_id: str) -> Connection: ...
     def list(self, active_only: bool = False) -> builtins.list[Connection]: ...
     def set_template_version(self, connection_id: str, version: str, lease: Lease) -> None: ...
     def set_status(self, connection_id: str, status: ConnectionStatus | str, detail: str | None = None) -> None: ...
+    def set_active(self, connection_id: str, active: bool) -> None: ...
+    def remove(self, connection_id: str) -> None: ...
     def acquire_lease(self, connection_id: str, owner: str, ttl: timedelta) -> Lease | None: ...
     def release_lease(self, lease: Lease) -> bool: ...
     def close(self) -> None: ...
@@ -232,6 +243,9 @@ _MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
 )
 
 
+LATEST_SCHEMA_VERSION = max(version for version, _ in _MIGRATIONS)
+
+
 class _SqlStore(ABC):
     """Every store operation, over three driver hooks: `_query`, `_transaction` and `close`.
 
@@ -289,6 +303,21 @@ class _SqlStore(ABC):
         (version,) = self._query("SELECT COALESCE(MAX(version), 0) FROM schema_version")[0]
         return int(version)
 
+    def applied_version(self) -> int:
+        """`schema_version()`, or 0 before the first migration created its table."""
+        try:
+            return self.schema_version()
+        except Exception:  # no schema_version table yet; the driver's text is not ours to show
+            return 0
+
+    def require_migrated(self) -> None:
+        """A `StoreMissing` error unless every migration is applied (read-only callers never migrate)."""
+        current = self.applied_version()
+        if current < LATEST_SCHEMA_VERSION:
+            raise StoreMissing(
+                f"the connection database is at schema version {current}, Floe needs {LATEST_SCHEMA_VERSION}"
+            )
+
     # -- rows -----------------------------------------------------------------------------------------
 
     def add(self, connection: Connection) -> None:
@@ -325,6 +354,19 @@ class _SqlStore(ABC):
             (_parse_status(status).value, detail, connection_id),
         )
         if not rows:
+            raise UnknownConnection(connection_id)
+
+    def set_active(self, connection_id: str, active: bool) -> None:
+        """Pause (False) or resume (True): the dispatcher lists, and the tick loads, only active rows."""
+        rows = self._write(
+            "UPDATE connections SET active = ? WHERE connection_id = ? RETURNING connection_id",
+            (active, connection_id),
+        )
+        if not rows:
+            raise UnknownConnection(connection_id)
+
+    def remove(self, connection_id: str) -> None:
+        if not self._write("DELETE FROM connections WHERE connection_id = ? RETURNING connection_id", (connection_id,)):
             raise UnknownConnection(connection_id)
 
     def set_template_version(self, connection_id: str, version: str, lease: Lease) -> None:
@@ -399,7 +441,11 @@ class PostgresStore(_SqlStore):
     def __init__(self, dsn: str, connect_timeout_s: int = 10) -> None:
         import psycopg  # here, not at the top: a SQLite deployment's cold start never pays for it
 
-        self._conn = psycopg.connect(dsn, autocommit=True, connect_timeout=connect_timeout_s)
+        try:
+            self._conn = psycopg.connect(dsn, autocommit=True, connect_timeout=connect_timeout_s)
+        except psycopg.OperationalError:
+            # The driver's text may echo the DSN (and its password): say only what failed.
+            raise StoreUnreachable("cannot reach the PostgreSQL database FLOE_CONNECTIONS_DSN names") from None
         self._conn.execute(f"SET statement_timeout = '{self.STATEMENT_TIMEOUT}'")
 
     def _query(self, sql: str, params: Sequence[object] = ()) -> builtins.list[tuple[Any, ...]]:
@@ -454,26 +500,39 @@ class SqliteStore(_SqlStore):
 _SCHEME_PATTERN = re.compile(r"[a-z][a-z0-9+.-]{0,31}")
 
 
-def open_store(dsn: str) -> ConnectionStore:
+def open_store(dsn: str, *, create: bool = True) -> ConnectionStore:
     """`postgresql://…` / `postgres://…` → PostgresStore; `sqlite:///path` → SqliteStore.
 
     `sqlite:///rel/path` is relative to the working directory, `sqlite:////abs/path` absolute; the
-    parent directory is created.
+    parent directory is created, unless `create` is False (a read-only caller): then a missing file is
+    a `StoreMissing` error and nothing is created.
     """
     scheme, separator, rest = dsn.partition("://")
     scheme = scheme.lower()
     if not separator or _SCHEME_PATTERN.fullmatch(scheme) is None:
         raise ConfigError("FLOE_CONNECTIONS_DSN must start with postgresql://, postgres:// or sqlite:///")
     if scheme in ("postgresql", "postgres"):
-        return PostgresStore(dsn)
+        return _checked(PostgresStore(dsn), create)
     if scheme == "sqlite":
         if not rest.startswith("/") or len(rest) < 2:
             raise ConfigError(
                 "FLOE_CONNECTIONS_DSN: a SQLite DSN is sqlite:///relative/path or sqlite:////absolute/path"
             )
         path = Path(rest[1:])
+        if not create and not path.is_file():
+            raise StoreMissing(f"no connection database at {path}")
         path.parent.mkdir(parents=True, exist_ok=True)
-        return SqliteStore(path)
+        return _checked(SqliteStore(path), create)
     raise ConfigError(
         f"FLOE_CONNECTIONS_DSN scheme {scheme!r} is not supported: use postgresql://, postgres:// or sqlite:///"
     )
+
+
+def _checked(store: _SqlStore, create: bool) -> _SqlStore:
+    if not create:
+        try:
+            store.require_migrated()
+        except StoreMissing:
+            store.close()
+            raise
+    return store

@@ -87,6 +87,7 @@ class ProvisionOutcome:
     detail: str = ""
     setup_script: str | None = field(default=None, repr=False)
     admin_sql: str | None = None
+    transient: bool = False  # an ERROR that trying again later may clear (something was unreachable)
 
     @property
     def changed(self) -> bool:
@@ -158,7 +159,7 @@ def provision(
             )
         finally:
             connections.release_lease(lease)
-        _record_status(connections, outcome)
+        _record_status(connections, outcome, was=connection.status)
         _log.info("provisioned", extra={"connection_id": connection_id, "state": outcome.state.value})
         return outcome
 
@@ -174,9 +175,13 @@ def _provision(
     actions: list[ObjectAction] = []
     script: str | None = None
 
-    def finish(state: ProvisionState, detail: str, admin_sql: str | None = None) -> ProvisionOutcome:
+    def finish(
+        state: ProvisionState, detail: str, admin_sql: str | None = None, *, transient: bool = False
+    ) -> ProvisionOutcome:
         version = render.template_version(target)
-        return ProvisionOutcome(connection.connection_id, state, version, tuple(actions), detail, script, admin_sql)
+        return ProvisionOutcome(
+            connection.connection_id, state, version, tuple(actions), detail, script, admin_sql, transient
+        )
 
     try:
         key = keys.ensure_key(connection.secret_ref)
@@ -199,7 +204,11 @@ def _provision(
             _verify(session, target)
     except _Stop as stop:
         return finish(stop.state, stop.detail, stop.admin_sql)
-    except (SnowflakeError, SecretError, iam.IamError, BotoCoreError, ClientError) as error:
+    except (SnowflakeError, SecretError, iam.IamError) as error:
+        return finish(ProvisionState.ERROR, str(error), transient=error.transient)
+    except BotoCoreError as error:  # botocore's own errors: the endpoint or the network, not a refusal
+        return finish(ProvisionState.ERROR, str(error), transient=True)
+    except ClientError as error:
         return finish(ProvisionState.ERROR, str(error))
     return finish(ProvisionState.READY, "verified: the stage lists the prefix and the pipe is RUNNING")
 
@@ -213,8 +222,18 @@ def _store(settings: Settings, store: ConnectionStore | None) -> Iterator[Connec
         yield opened
 
 
-def _record_status(store: ConnectionStore, outcome: ProvisionOutcome) -> None:
-    """The connection row's status: ready only once verified; an admin step counts as customer setup."""
+def _record_status(store: ConnectionStore, outcome: ProvisionOutcome, *, was: ConnectionStatus) -> None:
+    """The connection row's status: ready only once verified; an admin step counts as customer setup.
+
+    A ready connection stays ready whatever a later provision run meets (an unreachable endpoint, a
+    refused statement): its objects still load, so only the detail records the failure; taking it out
+    of service would stop the loader for a problem that is provision's alone.
+    """
+    if was is ConnectionStatus.READY and outcome.state is not ProvisionState.READY:
+        if outcome.state in (ProvisionState.ERROR, ProvisionState.PENDING_CUSTOMER_SETUP, ProvisionState.NEEDS_ADMIN):
+            detail = f"still ready; the last provision ended {outcome.state.value}: {outcome.detail}"
+            store.set_status(outcome.connection_id, ConnectionStatus.READY, detail[:500])
+        return
     status = {
         ProvisionState.READY: ConnectionStatus.READY,
         ProvisionState.PENDING_CUSTOMER_SETUP: ConnectionStatus.PENDING_CUSTOMER_SETUP,
@@ -458,11 +477,21 @@ def teardown(
             actions = _drop_objects(connection, target, settings, drop_table)
             removed = iam.delete_role(target.org_id)
             actions.append(ObjectAction("iam role", Action.DROPPED if removed else Action.ABSENT))
+            _out_of_service(connections, connection_id)
         finally:
             connections.release_lease(lease)
     detail = f"left the storage integration; an admin may run: DROP INTEGRATION IF EXISTS {target.integration};"
     _log.info("torn down", extra={"connection_id": connection_id, "drop_table": drop_table})
     return TeardownOutcome(connection_id, tuple(actions), detail)
+
+
+def _out_of_service(store: ConnectionStore, connection_id: str) -> None:
+    """A torn-down connection has no pipe or role left: inactive, so no tick tries it, and no longer
+    ready, so `floe provision` (then `floe connection resume`) is what brings it back."""
+    store.set_active(connection_id, False)
+    store.set_status(
+        connection_id, ConnectionStatus.PENDING_CUSTOMER_SETUP, "torn down: run `floe provision` to set it up again"
+    )
 
 
 def _drop_objects(connection: Connection, target: Target, settings: Settings, drop_table: bool) -> list[ObjectAction]:
