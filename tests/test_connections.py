@@ -254,6 +254,21 @@ def test_set_status_refuses_unknown_rows_and_statuses(store: ConnectionStore) ->
     assert store.get("c-1").status is ConnectionStatus.PENDING_CUSTOMER_SETUP
 
 
+def test_pause_resume_and_remove(store: ConnectionStore) -> None:
+    store.add(make_connection())
+    store.set_active("c-1", False)
+    assert store.get("c-1").active is False
+    assert store.list(active_only=True) == []
+    store.set_active("c-1", True)
+    assert store.get("c-1").active is True
+    store.remove("c-1")
+    assert store.list() == []
+    with pytest.raises(UnknownConnection):
+        store.set_active("c-1", True)
+    with pytest.raises(UnknownConnection):
+        store.remove("c-1")
+
+
 def test_stores_share_one_database(store: ConnectionStore, store_dsn: str) -> None:
     with open_store(store_dsn) as other:
         other.add(make_connection())

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import socket
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -345,6 +347,34 @@ def test_teardown_drops_pipe_and_stage_keeps_the_table_and_removes_the_role(
         "table": Action.DROPPED,
         "iam role": Action.ABSENT,
     }
+
+
+def test_a_failed_reprovision_keeps_a_ready_connection_in_service(
+    store: ConnectionStore, standin: StandIn, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connection = set_up(store, standin, settings, "acme")
+    with socket.socket() as closed:  # a port nothing listens on once this socket is closed
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")  # the stack is unreachable
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    unreachable = replace(settings, aws_account_id="123456789012")
+    outcome = provision(connection.connection_id, settings=unreachable, store=store)
+    assert outcome.state is ProvisionState.ERROR
+    assert outcome.transient  # the CLI says: try again
+    row = store.get(connection.connection_id)
+    assert (row.status, row.active) == (ConnectionStatus.READY, True)  # the loader keeps loading it
+    assert (row.status_detail or "").startswith("still ready; the last provision ended error")
+
+
+def test_teardown_takes_the_connection_out_of_service(
+    store: ConnectionStore, standin: StandIn, settings: Settings
+) -> None:
+    connection = set_up(store, standin, settings, "acme")
+    teardown(connection.connection_id, settings=settings, store=store)
+    row = store.get(connection.connection_id)
+    assert (row.status, row.active) == (ConnectionStatus.PENDING_CUSTOMER_SETUP, False)
+    assert "floe provision" in (row.status_detail or "")
 
 
 def test_busy_connection_is_left_alone(store: ConnectionStore, standin: StandIn, settings: Settings) -> None:
