@@ -12,9 +12,9 @@ import builtins
 import re
 import sqlite3
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import astuple, dataclass, fields
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -24,6 +24,7 @@ from typing import Any, Protocol, Self
 from kernel.config import ConfigError
 from kernel.errors import FloeError
 from kernel.identifiers import CONNECTION_ID_PATTERN, ORG_ID_PATTERN, identifier_problem
+from kernel.run_history import RETENTION, RunRecord
 
 DEFAULT_FILE_FORMAT = "FLOE_EVENTS_JSON"
 
@@ -156,6 +157,8 @@ class ConnectionStore(Protocol):
     def set_status(self, connection_id: str, status: ConnectionStatus | str, detail: str | None = None) -> None: ...
     def set_active(self, connection_id: str, active: bool) -> None: ...
     def remove(self, connection_id: str) -> None: ...
+    def record_run(self, run: RunRecord) -> None: ...
+    def runs(self, connection_id: str, since: datetime) -> builtins.list[RunRecord]: ...
     def acquire_lease(self, connection_id: str, owner: str, ttl: timedelta) -> Lease | None: ...
     def release_lease(self, lease: Lease) -> bool: ...
     def close(self) -> None: ...
@@ -185,6 +188,7 @@ class _Dialect:
     timestamp: str
     boolean: str
     bigint: str
+    stamp: Callable[[datetime], object]  # a datetime as the `timestamp` column takes it
 
 
 _POSTGRES = _Dialect(
@@ -193,6 +197,7 @@ _POSTGRES = _Dialect(
     timestamp="TIMESTAMPTZ",
     boolean="BOOLEAN",
     bigint="BIGINT",
+    stamp=lambda value: value,
 )
 # SQLite timestamps are REAL Unix seconds: sortable, millisecond precision from julianday('now').
 _SQLITE = _Dialect(
@@ -201,6 +206,7 @@ _SQLITE = _Dialect(
     timestamp="REAL",
     boolean="INTEGER",
     bigint="INTEGER",
+    stamp=lambda value: value.timestamp(),
 )
 
 
@@ -240,7 +246,26 @@ _MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             "CREATE INDEX connections_org_id ON connections (org_id)",
         ),
     ),
+    (
+        3,
+        (
+            """CREATE TABLE runs (
+                run_id TEXT PRIMARY KEY,
+                connection_id TEXT NOT NULL,
+                status TEXT NOT NULL,
+                started_at {d.timestamp} NOT NULL,
+                completed_at {d.timestamp} NOT NULL,
+                events_delivered {d.bigint} NOT NULL,
+                files_loaded {d.bigint} NOT NULL,
+                files_dead_lettered {d.bigint} NOT NULL,
+                files_in_flight {d.bigint} NOT NULL,
+                error TEXT
+            )""",
+            "CREATE INDEX runs_connection_completed ON runs (connection_id, completed_at)",
+        ),
+    ),
 )
+_RUN_COLUMNS = tuple(field.name for field in fields(RunRecord))
 
 
 LATEST_SCHEMA_VERSION = max(version for version, _ in _MIGRATIONS)
@@ -366,8 +391,38 @@ class _SqlStore(ABC):
             raise UnknownConnection(connection_id)
 
     def remove(self, connection_id: str) -> None:
-        if not self._write("DELETE FROM connections WHERE connection_id = ? RETURNING connection_id", (connection_id,)):
-            raise UnknownConnection(connection_id)
+        """Delete the row and its run history."""
+        with self._transaction():
+            if not self._query(
+                "DELETE FROM connections WHERE connection_id = ? RETURNING connection_id", (connection_id,)
+            ):
+                raise UnknownConnection(connection_id)
+            self._query("DELETE FROM runs WHERE connection_id = ?", (connection_id,))
+
+    # -- run history ----------------------------------------------------------------------------------
+
+    def record_run(self, run: RunRecord) -> None:
+        """Keep one run (a repeated run id is kept once) and forget the connection's runs past RETENTION."""
+        values = [self._dialect.stamp(v) if isinstance(v, datetime) else v for v in astuple(run)]
+        with self._transaction():
+            self._query(
+                f"INSERT INTO runs ({', '.join(_RUN_COLUMNS)}) VALUES ({', '.join('?' for _ in _RUN_COLUMNS)}) "
+                "ON CONFLICT (run_id) DO NOTHING",
+                values,
+            )
+            self._query(
+                "DELETE FROM runs WHERE connection_id = ? AND completed_at < ?",
+                (run.connection_id, self._dialect.stamp(run.completed_at - RETENTION)),
+            )
+
+    def runs(self, connection_id: str, since: datetime) -> builtins.list[RunRecord]:
+        """The connection's runs completed at or after `since`, oldest first."""
+        rows = self._query(
+            f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs WHERE connection_id = ? AND completed_at >= ? "
+            "ORDER BY completed_at",
+            (connection_id, self._dialect.stamp(since)),
+        )
+        return [_run_of(row) for row in rows]
 
     def set_template_version(self, connection_id: str, version: str, lease: Lease) -> None:
         """Record the template version, fenced: only while `lease` is still the current, live one."""
@@ -423,6 +478,13 @@ class _SqlStore(ABC):
 def _row_of(connection: Connection) -> tuple[object, ...]:
     # Plain str for the status: drivers need not know the enum.
     return tuple(connection.status.value if name == "status" else getattr(connection, name) for name in _FIELDS)
+
+
+def _run_of(row: Sequence[Any]) -> RunRecord:
+    values = dict(zip(_RUN_COLUMNS, row, strict=True))
+    for name in ("started_at", "completed_at"):
+        values[name] = _utc_datetime(values[name])
+    return RunRecord(**values)
 
 
 def _connection_of(row: Sequence[Any]) -> Connection:

@@ -5,7 +5,9 @@ An AWS request recorder observes the real HTTP requests the code sends (it chang
 
 from __future__ import annotations
 
-from datetime import timedelta
+import sqlite3
+from contextlib import closing
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -101,3 +103,18 @@ def test_an_idle_tick_lists_once_reads_no_secret_and_never_logs_in(requests: lis
     stats = standin.control.stats("ACME")
     assert stats["logins"] == 0
     assert stats["statements"] == 0
+
+
+def test_every_run_of_a_known_connection_is_kept_in_its_history(requests: list[str], tmp_path: Path) -> None:
+    report = tick({"connection_id": "c-ready"})
+    tick({"connection_id": "c-nope"})  # no row: nothing to keep it under
+    with open_store(f"sqlite:///{tmp_path}/connections.db") as store:
+        [kept] = store.runs("c-ready", since=datetime.now(UTC) - timedelta(hours=1))
+        assert (kept.run_id, kept.status) == (report["run_id"], "idle")
+        assert store.runs("c-nope", since=datetime.now(UTC) - timedelta(hours=1)) == []
+
+
+def test_a_history_that_cannot_be_written_never_fails_the_tick(requests: list[str], tmp_path: Path) -> None:
+    with closing(sqlite3.connect(tmp_path / "connections.db")) as raw:
+        raw.execute("DROP TABLE runs")
+    assert tick({"connection_id": "c-ready"})["status"] == "idle"

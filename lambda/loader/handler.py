@@ -45,9 +45,21 @@ def run(event: Any, deadline: Deadline) -> dict[str, Any]:
     store = open_store(settings.connections_dsn)
     try:
         report = run_tick(parsed.connection_id, edges_for(settings, store), deadline)
+        _remember(store, report)
     finally:
         store.close()
     return _logged(report, parsed.tick_id)
+
+
+def _remember(store: ConnectionStore, report: RunReport) -> None:
+    """Keep the run in the connection's history (`floe status`, docs/metrics.md). Best effort: the
+    history only describes deliveries, so failing to write it must never fail the tick that made them."""
+    if report.org_id is None:  # the row was never read (unknown connection): nothing to keep it under
+        return
+    try:
+        store.record_run(report.history_record())
+    except Exception:
+        log.warning("run not recorded in the history", extra={"connection_id": report.connection_id}, exc_info=True)
 
 
 def edges_for(settings: config.Settings, store: ConnectionStore, **overrides: Any) -> Edges:
