@@ -25,6 +25,7 @@ BY_ID = (
     ["connection", "pause"],
     ["connection", "resume"],
     ["connection", "remove"],
+    ["devstack", "customer-setup"],
 )
 
 
