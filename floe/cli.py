@@ -64,15 +64,38 @@ def _interrupted(argv: Sequence[str] | None) -> str:
 
 
 def _configure_logs(*, verbose: bool) -> None:
-    """JSON log lines are for machines: on stderr only with --verbose or when stderr is not a terminal."""
+    """JSON log lines are for machines: on stderr only with --verbose or when stderr is not a terminal.
+    In a terminal, the same records become short progress lines (the steps provision and teardown take)."""
     from kernel import logs
 
     if verbose or not sys.stderr.isatty():
         logs.configure()
-    else:
-        quiet = logging.getLogger("floe")
-        quiet.addHandler(logging.NullHandler())
-        quiet.propagate = False
+        return
+    root = logging.getLogger("floe")
+    root.setLevel(logging.INFO)
+    root.addHandler(_Progress())
+    root.propagate = False
+
+
+class _Progress(logging.Handler):
+    """A log record as one `… message (field=value)` line; structured fields (the run report) are left
+    to --verbose, and log fields never hold a secret (kernel.logs)."""
+
+    SKIPPED = frozenset({"run report"})  # the command prints the report itself
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message in self.SKIPPED:
+            return
+        fields = [
+            f"{key}={value}"
+            for key, value in vars(record).items()
+            if key not in _RECORD_ATTRIBUTES and isinstance(value, str | int | float) and not isinstance(value, bool)
+        ]
+        say(f"{message} ({', '.join(fields)})" if fields else message)
+
+
+_RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
 def say(message: str) -> None:

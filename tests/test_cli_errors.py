@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -101,3 +103,22 @@ def test_debug_shows_the_traceback_of_an_expected_failure_too(migrated: dict[str
     result = floe("--debug", "status", "--connection-id", "nope", env=migrated)
     assert result.returncode != 0
     assert "Traceback" in result.stderr
+
+
+def test_ctrl_c_says_what_is_true_and_exits_130(tmp_path: Path) -> None:
+    state = tmp_path / "devstack.json"
+    stack = subprocess.Popen(
+        [FLOE, "devstack", "up", "--state-file", str(state)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not state.exists() and stack.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    stack.send_signal(signal.SIGINT)
+    _, stderr = stack.communicate(timeout=60)
+    assert stack.returncode == 130
+    assert "floe: interrupted; the local stack is stopped" in stderr
+    assert "Traceback" not in stderr
+    assert not state.exists()
