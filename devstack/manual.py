@@ -23,6 +23,7 @@ from kernel.errors import FloeError
 from kernel.render import Target
 from kernel.secrets import SecretError, read_credentials
 from provisioner import keys
+from provisioner.rotation import pending_sql
 
 if TYPE_CHECKING:
     from devstack.stack import LocalStack
@@ -63,10 +64,9 @@ def prepare(stack: LocalStack, env: dict[str, str], orgs: list[str], load_delay:
 
 
 def customer_setup(connection: Connection, settings: config.Settings) -> str:
-    """Run the connection's setup script in its stand-in account as the customer's admin; returns it.
-
-    The script is the one `floe provision` printed: rendered from the key provision stored.
-    """
+    """Run what the customer's admin is waiting to run, in the connection's stand-in account, as that
+    admin; says what it ran: the new key's statement while a key rotation waits, else the setup script
+    `floe provision` printed (rendered from the key provision stored)."""
     if settings.snowflake_host is None or settings.snowflake_port is None:
         raise NotOnTheLocalStack("FLOE_SNOWFLAKE_HOST/PORT are not set, so there is no stand-in to run the script in")
     try:
@@ -75,9 +75,10 @@ def customer_setup(connection: Connection, settings: config.Settings) -> str:
         raise NotOnTheLocalStack(
             f"{connection.connection_id} has no key yet: run `floe provision` first, it makes the setup script"
         ) from None
-    key = keys.ensure_key(connection.secret_ref)  # exists: read back, never replaced
-    target = Target.from_connection(connection, settings, config.aws_account_id(settings))
-    script = render.setup_script(target, key.public_key_b64)
+    rotation = pending_sql(connection, settings)
+    what, script = (
+        ("the new key's statement", rotation) if rotation else ("the setup script", _setup_script(connection, settings))
+    )
     try:
         with snowflake.connector.connect(
             account=connection.account,
@@ -95,7 +96,13 @@ def customer_setup(connection: Connection, settings: config.Settings) -> str:
             f"the admin of account {connection.account} could not run the script: does the stand-in have that "
             "account (`floe devstack up --org …` opens one per organisation)?"
         ) from None
-    return script
+    return what
+
+
+def _setup_script(connection: Connection, settings: config.Settings) -> str:
+    key = keys.ensure_key(connection.secret_ref)  # exists: read back, never replaced
+    target = Target.from_connection(connection, settings, config.aws_account_id(settings))
+    return render.setup_script(target, key.public_key_b64)
 
 
 def sample_hour(org_id: str, settings: config.Settings, *, files: int, corrupt: int, events: int) -> list[str]:

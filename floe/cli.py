@@ -158,6 +158,7 @@ def _add_render(commands: Commands) -> None:
 def _add_provision(commands: Commands) -> None:
     provision = commands.add_parser("provision", help="set up or bring up to date a connection's objects")
     provision.add_argument("--connection-id", required=True)
+    provision.add_argument("--rotate-key", action="store_true", help="a new key pair, in two runs, with no gap")
     provision.set_defaults(command=_provision, interrupted=_lease_released("provision is idempotent: run it again"))
 
 
@@ -301,6 +302,8 @@ def read_description(path: Path) -> dict[str, Any]:
 def _provision(args: argparse.Namespace) -> int:
     from provisioner.provision import ProvisionState, provision
 
+    if args.rotate_key:
+        return _rotate_key(args.connection_id)
     with connection_store() as (settings, store):
         store.get(args.connection_id)
         say(f"provisioning {args.connection_id}: key pair, IAM role, service login, integration, objects")
@@ -316,6 +319,24 @@ def _provision(args: argparse.Namespace) -> int:
         raise Refused(f"provision of {args.connection_id} did nothing: a run holds the lease", transient=True)
     if outcome.state is ProvisionState.ERROR:
         raise Refused(f"provision of {args.connection_id} failed: {outcome.detail}", transient=outcome.transient)
+    return 0
+
+
+def _rotate_key(connection_id: str) -> int:
+    from provisioner.rotation import RotationState, rotate_key
+
+    with connection_store() as (settings, store):
+        store.get(connection_id)
+        say(f"rotating {connection_id}'s key: Snowflake's second key slot keeps every login working")
+        outcome = rotate_key(connection_id, settings=settings, store=store)
+    print(outcome.summary())
+    if outcome.state is RotationState.BUSY:
+        raise Refused(f"key rotation of {connection_id} did nothing: a run holds the lease", transient=True)
+    if outcome.state is RotationState.WAITING:
+        print(f"\nwaiting for the customer's admin: they run\n\n{outcome.customer_sql}\n")
+        print(f"then run `floe provision --connection-id {connection_id} --rotate-key` again.")
+    elif outcome.customer_sql:
+        print(f"\nthe customer's admin may now remove the old key:\n\n{outcome.customer_sql}")
     return 0
 
 

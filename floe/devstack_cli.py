@@ -47,7 +47,9 @@ def add_devstack(commands: Commands) -> None:
     ):
         _state_file(action := actions.add_parser(name, help=text))
         action.set_defaults(command=handler)
-    setup = actions.add_parser("customer-setup", help="play the customer's admin: run the setup script")
+    setup = actions.add_parser(
+        "customer-setup", help="play the customer's admin: run the setup script, or install a rotation's new key"
+    )
     setup.add_argument("--connection-id", required=True)
     setup.set_defaults(command=_customer_setup)
     sample = actions.add_parser("sample-data", help="write an hour of evaluation files under an org's prefix")
@@ -179,10 +181,10 @@ def _customer_setup(args: argparse.Namespace) -> int:
 
     with connection_store() as (settings, store):
         connection = store.get(args.connection_id)
-    say(f"the customer's admin runs the setup script in Snowflake account {connection.account}")
-    customer_setup(connection, settings)
-    print(f"setup script run in account {connection.account} as its admin (ADMIN, ACCOUNTADMIN)")
-    print(f"next: floe provision --connection-id {args.connection_id}")
+    say(f"the customer's admin logs in to Snowflake account {connection.account}")
+    what = customer_setup(connection, settings)
+    print(f"ran {what} in account {connection.account} as its admin (ADMIN, ACCOUNTADMIN)")
+    print(f"next: floe provision --connection-id {args.connection_id}" + (" --rotate-key" if "key" in what else ""))
     return 0
 
 

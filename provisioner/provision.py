@@ -43,7 +43,7 @@ _log = logs.get("provision")
 OBJECT_KINDS = tuple(kind for kind in render.PROVISION_KINDS if kind != "integration")
 # Re-creating these drops the pipe's load history, or breaks the pipe that reads them (docs/snowflake-facts.md §2, §5).
 _PIPE_DEPENDENCIES = ("file_format", "stage")
-_PRIVILEGE_ERRNO = 3001  # "SQL access control error: Insufficient privileges"
+PRIVILEGE_ERRNO = 3001  # "SQL access control error: Insufficient privileges"
 VERIFY_ATTEMPTS = 3
 
 
@@ -142,7 +142,7 @@ def provision(
     old pipe's files are settled (re-creating it forgets its load history).
     """
     settings = settings or config.load()
-    with _store(settings, store) as connections:
+    with store_for(settings, store) as connections:
         connection = connections.get(connection_id)
         target = Target.from_connection(connection, settings, config.aws_account_id(settings))
         lease = connections.acquire_lease(connection_id, owner, timedelta(seconds=settings.lease_seconds))
@@ -214,7 +214,7 @@ def _provision(
 
 
 @contextmanager
-def _store(settings: Settings, store: ConnectionStore | None) -> Iterator[ConnectionStore]:
+def store_for(settings: Settings, store: ConnectionStore | None) -> Iterator[ConnectionStore]:
     if store is not None:
         yield store
         return
@@ -312,7 +312,7 @@ def _ensure_integration(session: SnowflakeConnection, target: Target) -> ObjectA
     try:
         query(session, render.render("integration", target))
     except SnowflakeError as error:
-        if error.errno != _PRIVILEGE_ERRNO:
+        if error.errno != PRIVILEGE_ERRNO:
             raise
         raise _Stop(
             ProvisionState.NEEDS_ADMIN,
@@ -467,7 +467,7 @@ def teardown(
     names the statement that removes it. Without the IAM role it can read nothing.
     """
     settings = settings or config.load()
-    with _store(settings, store) as connections:
+    with store_for(settings, store) as connections:
         connection = connections.get(connection_id)
         target = Target.from_connection(connection, settings, config.aws_account_id(settings))
         lease = connections.acquire_lease(connection_id, owner, timedelta(seconds=settings.lease_seconds))
