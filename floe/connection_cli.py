@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from floe.boundary import UsageError
+from floe.cli import Commands
 
 if TYPE_CHECKING:
     from kernel.connections import Connection
 
-Commands = Any  # argparse's private _SubParsersAction
 
 # Flag defaults for `connection add`: the names the setup script creates unless the customer wants others.
 DEFAULTS = {

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from floe.boundary import UsageError
+from floe.cli import Commands
 
-Commands = Any  # argparse's private _SubParsersAction
 STATE_FILE = Path(".floe/devstack.json")
 START_TIMEOUT_SECONDS = 60.0
 
