@@ -18,6 +18,7 @@ FLOE = shutil.which("floe", path=str(Path(sys.executable).parent)) or "floe"
 BY_ID = (
     ["render"],
     ["provision"],
+    ["provision", "--rotate-key"],
     ["teardown"],
     ["status"],
     ["load"],
