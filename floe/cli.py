@@ -73,7 +73,8 @@ def _configure_logs(*, verbose: bool) -> None:
         return
     root = logging.getLogger("floe")
     root.setLevel(logging.INFO)
-    root.addHandler(_Progress())
+    if not any(isinstance(handler, _Progress) for handler in root.handlers):  # main() may run twice in a process
+        root.addHandler(_Progress())
     root.propagate = False
 
 

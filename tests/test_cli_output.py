@@ -32,6 +32,7 @@ def test_a_terminal_gets_short_progress_lines_not_json(
 ) -> None:
     monkeypatch.setattr("sys.stderr.isatty", lambda: True)
     cli._configure_logs(verbose=False)
+    cli._configure_logs(verbose=False)  # a second main() in the same process: still one line per record
     emit()
     assert capsys.readouterr().err.splitlines() == ["… object created (object=pipe)"]
 
