@@ -415,16 +415,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def command(args: argparse.Namespace) -> int:
     """`floe package`: build the artifact and print its size against Lambda's limits."""
-    try:
-        report = build_package(
-            args.output,
-            python_version=args.python_version,
-            architecture=args.architecture,
-            compile_bytecode=not args.no_bytecode,
-            bytecode_python=args.bytecode_python,
-        )
-    except PackageError as error:
-        print(f"floe package: {error}", file=sys.stderr)
-        return 1
+    report = build_package(  # a PackageError reaches the CLI's error boundary (floe/boundary.py)
+        args.output,
+        python_version=args.python_version,
+        architecture=args.architecture,
+        compile_bytecode=not args.no_bytecode,
+        bytecode_python=args.bytecode_python,
+    )
     print(report.summary())
     return 0

@@ -13,9 +13,9 @@ import json
 import re
 import sqlite3
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import astuple, dataclass, fields
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -25,6 +25,7 @@ from typing import Any, Protocol, Self
 from kernel.config import ConfigError
 from kernel.errors import FloeError
 from kernel.identifiers import CONNECTION_ID_PATTERN, ORG_ID_PATTERN, identifier_problem
+from kernel.run_history import RETENTION, RunRecord
 
 DEFAULT_FILE_FORMAT = "FLOE_EVENTS_JSON"
 
@@ -92,6 +93,10 @@ def _failure_kind(error: Exception) -> str:
     if "invalid" in text:  # parsed, but an option's value is refused (sslmode=bogus)
         return "malformed DSN"
     return "unreachable"
+
+
+class StoreMissing(ConnectionStoreError):
+    """A read-only command found no connection database where FLOE_CONNECTIONS_DSN points."""
 
 
 class LeaseLost(ConnectionStoreError):
@@ -195,6 +200,7 @@ class Lease:
 class ConnectionStore(Protocol):
     def migrate(self) -> None: ...
     def schema_version(self) -> int: ...
+    def applied_version(self) -> int: ...
     def add(self, connection: Connection) -> None: ...
     def save(self, connection: Connection) -> None: ...
     def get(self, connection_id: str) -> Connection: ...
@@ -202,6 +208,10 @@ class ConnectionStore(Protocol):
     def set_template_version(self, connection_id: str, version: str, lease: Lease) -> None: ...
     def set_provisioned_target(self, connection_id: str, names: str) -> None: ...
     def set_status(self, connection_id: str, status: ConnectionStatus | str, detail: str | None = None) -> None: ...
+    def set_active(self, connection_id: str, active: bool) -> None: ...
+    def remove(self, connection_id: str) -> None: ...
+    def record_run(self, run: RunRecord) -> None: ...
+    def runs(self, connection_id: str, since: datetime) -> builtins.list[RunRecord]: ...
     def acquire_lease(self, connection_id: str, owner: str, ttl: timedelta) -> Lease | None: ...
     def release_lease(self, lease: Lease) -> bool: ...
     def close(self) -> None: ...
@@ -235,6 +245,7 @@ class _Dialect:
     boolean: str
     bigint: str
     json_array: str  # the function building a JSON array text from its arguments
+    stamp: Callable[[datetime], object]  # a datetime as the `timestamp` column takes it
 
 
 _POSTGRES = _Dialect(
@@ -244,6 +255,7 @@ _POSTGRES = _Dialect(
     boolean="BOOLEAN",
     bigint="BIGINT",
     json_array="json_build_array",
+    stamp=lambda value: value,
 )
 # SQLite timestamps are REAL Unix seconds: sortable, millisecond precision from julianday('now').
 _SQLITE = _Dialect(
@@ -253,6 +265,7 @@ _SQLITE = _Dialect(
     boolean="INTEGER",
     bigint="INTEGER",
     json_array="json_array",
+    stamp=lambda value: value.timestamp(),
 )
 
 
@@ -302,7 +315,29 @@ _MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             "CAST({d.json_array}(database_name, schema_name, table_name) AS TEXT) WHERE status = 'ready'",
         ),
     ),
+    (
+        3,
+        (
+            """CREATE TABLE runs (
+                run_id TEXT PRIMARY KEY,
+                connection_id TEXT NOT NULL,
+                status TEXT NOT NULL,
+                started_at {d.timestamp} NOT NULL,
+                completed_at {d.timestamp} NOT NULL,
+                events_delivered {d.bigint} NOT NULL,
+                files_loaded {d.bigint} NOT NULL,
+                files_dead_lettered {d.bigint} NOT NULL,
+                files_in_flight {d.bigint} NOT NULL,
+                error TEXT
+            )""",
+            "CREATE INDEX runs_connection_completed ON runs (connection_id, completed_at)",
+        ),
+    ),
 )
+_RUN_COLUMNS = tuple(field.name for field in fields(RunRecord))
+
+
+LATEST_SCHEMA_VERSION = max(version for version, _ in _MIGRATIONS)
 
 
 class _SqlStore(ABC):
@@ -362,6 +397,21 @@ class _SqlStore(ABC):
         (version,) = self._query("SELECT COALESCE(MAX(version), 0) FROM schema_version")[0]
         return int(version)
 
+    def applied_version(self) -> int:
+        """`schema_version()`, or 0 before the first migration created its table."""
+        try:
+            return self.schema_version()
+        except Exception:  # no schema_version table yet; the driver's text is not ours to show
+            return 0
+
+    def require_migrated(self) -> None:
+        """A `StoreMissing` error unless every migration is applied (read-only callers never migrate)."""
+        current = self.applied_version()
+        if current < LATEST_SCHEMA_VERSION:
+            raise StoreMissing(
+                f"the connection database is at schema version {current}, Floe needs {LATEST_SCHEMA_VERSION}"
+            )
+
     # -- rows -----------------------------------------------------------------------------------------
 
     def add(self, connection: Connection) -> None:
@@ -399,6 +449,49 @@ class _SqlStore(ABC):
         )
         if not rows:
             raise UnknownConnection(connection_id)
+
+    def set_active(self, connection_id: str, active: bool) -> None:
+        """Pause (False) or resume (True): the dispatcher lists, and the tick loads, only active rows."""
+        rows = self._write(
+            "UPDATE connections SET active = ? WHERE connection_id = ? RETURNING connection_id",
+            (active, connection_id),
+        )
+        if not rows:
+            raise UnknownConnection(connection_id)
+
+    def remove(self, connection_id: str) -> None:
+        """Delete the row and its run history."""
+        with self._transaction():
+            if not self._query(
+                "DELETE FROM connections WHERE connection_id = ? RETURNING connection_id", (connection_id,)
+            ):
+                raise UnknownConnection(connection_id)
+            self._query("DELETE FROM runs WHERE connection_id = ?", (connection_id,))
+
+    # -- run history ----------------------------------------------------------------------------------
+
+    def record_run(self, run: RunRecord) -> None:
+        """Keep one run (a repeated run id is kept once) and forget the connection's runs past RETENTION."""
+        values = [self._dialect.stamp(v) if isinstance(v, datetime) else v for v in astuple(run)]
+        with self._transaction():
+            self._query(
+                f"INSERT INTO runs ({', '.join(_RUN_COLUMNS)}) VALUES ({', '.join('?' for _ in _RUN_COLUMNS)}) "
+                "ON CONFLICT (run_id) DO NOTHING",
+                values,
+            )
+            self._query(
+                "DELETE FROM runs WHERE connection_id = ? AND completed_at < ?",
+                (run.connection_id, self._dialect.stamp(run.completed_at - RETENTION)),
+            )
+
+    def runs(self, connection_id: str, since: datetime) -> builtins.list[RunRecord]:
+        """The connection's runs completed at or after `since`, oldest first."""
+        rows = self._query(
+            f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs WHERE connection_id = ? AND completed_at >= ? "
+            "ORDER BY completed_at",
+            (connection_id, self._dialect.stamp(since)),
+        )
+        return [_run_of(row) for row in rows]
 
     def set_template_version(self, connection_id: str, version: str, lease: Lease) -> None:
         """Record the template version, fenced: only while `lease` is still the current, live one."""
@@ -465,6 +558,13 @@ class _SqlStore(ABC):
 def _row_of(connection: Connection) -> tuple[object, ...]:
     # Plain str for the status: drivers need not know the enum.
     return tuple(connection.status.value if name == "status" else getattr(connection, name) for name in _FIELDS)
+
+
+def _run_of(row: Sequence[Any]) -> RunRecord:
+    values = dict(zip(_RUN_COLUMNS, row, strict=True))
+    for name in ("started_at", "completed_at"):
+        values[name] = _utc_datetime(values[name])
+    return RunRecord(**values)
 
 
 def _connection_of(row: Sequence[Any]) -> Connection:
@@ -541,26 +641,39 @@ class SqliteStore(_SqlStore):
 _SCHEME_PATTERN = re.compile(r"[a-z][a-z0-9+.-]{0,31}")
 
 
-def open_store(dsn: str) -> ConnectionStore:
+def open_store(dsn: str, *, create: bool = True) -> ConnectionStore:
     """`postgresql://…` / `postgres://…` → PostgresStore; `sqlite:///path` → SqliteStore.
 
     `sqlite:///rel/path` is relative to the working directory, `sqlite:////abs/path` absolute; the
-    parent directory is created.
+    parent directory is created, unless `create` is False (a read-only caller): then a missing file is
+    a `StoreMissing` error and nothing is created.
     """
     scheme, separator, rest = dsn.partition("://")
     scheme = scheme.lower()
     if not separator or _SCHEME_PATTERN.fullmatch(scheme) is None:
         raise ConfigError("FLOE_CONNECTIONS_DSN must start with postgresql://, postgres:// or sqlite:///")
     if scheme in ("postgresql", "postgres"):
-        return PostgresStore(dsn)
+        return _checked(PostgresStore(dsn), create)
     if scheme == "sqlite":
         if not rest.startswith("/") or len(rest) < 2:
             raise ConfigError(
                 "FLOE_CONNECTIONS_DSN: a SQLite DSN is sqlite:///relative/path or sqlite:////absolute/path"
             )
         path = Path(rest[1:])
+        if not create and not path.is_file():
+            raise StoreMissing(f"no connection database at {path}")
         path.parent.mkdir(parents=True, exist_ok=True)
-        return SqliteStore(path)
+        return _checked(SqliteStore(path), create)
     raise ConfigError(
         f"FLOE_CONNECTIONS_DSN scheme {scheme!r} is not supported: use postgresql://, postgres:// or sqlite:///"
     )
+
+
+def _checked(store: _SqlStore, create: bool) -> _SqlStore:
+    if not create:
+        try:
+            store.require_migrated()
+        except StoreMissing:
+            store.close()
+            raise
+    return store

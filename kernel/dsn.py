@@ -15,18 +15,19 @@ from kernel.connections import AUTHENTICATION_FAILED, ConnectionStore, StoreUnav
 _dsns: dict[str, str] = {}  # secret id -> DSN, for this process's lifetime
 
 
-def open_configured_store(settings: Settings) -> ConnectionStore:
+def open_configured_store(settings: Settings, *, create: bool = True) -> ConnectionStore:
+    """`create=False` for read-only commands: a missing SQLite database is an error, not a new file."""
     secret = settings.connections_dsn_secret
     if not secret:
-        return open_store(settings.connections_dsn)
+        return open_store(settings.connections_dsn, create=create)
     cached = secret in _dsns
     try:
-        return open_store(_dsn(secret))
+        return open_store(_dsn(secret), create=create)
     except StoreUnavailable as error:
         if not cached or error.kind != AUTHENTICATION_FAILED:
             raise
     _dsns.pop(secret)  # the password was rotated since this process read it
-    return open_store(_dsn(secret))
+    return open_store(_dsn(secret), create=create)
 
 
 def _dsn(secret: str) -> str:

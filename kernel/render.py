@@ -340,6 +340,15 @@ def _show(params: dict[str, object]) -> dict[str, object]:
     return prepared
 
 
+def _user_key(params: dict[str, object]) -> dict[str, object]:
+    public_key = params.get("public_key")
+    if params.get("slot") not in (1, 2):
+        raise RenderError("slot must be 1 (RSA_PUBLIC_KEY) or 2 (RSA_PUBLIC_KEY_2)")
+    if public_key is not None and (not isinstance(public_key, str) or not _PUBLIC_KEY.fullmatch(public_key)):
+        raise RenderError("public_key must be the base64 body of a public key, without PEM lines")
+    return dict(params)
+
+
 def _no_params(params: dict[str, object]) -> dict[str, object]:
     return params
 
@@ -367,6 +376,7 @@ _KINDS: Final[Mapping[str, _Kind]] = {
     "grant_integration": _kind((), _no_params),
     "show": _kind(("object", "name"), _show, ("object", "name")),
     "list_stage": _kind((), _no_params),
+    "user_key": _kind(("slot", "public_key"), _user_key, ("slot",)),
 }
 KINDS: Final[tuple[str, ...]] = tuple(_KINDS)
 
@@ -380,7 +390,8 @@ def render(kind: str, target: Target, **params: object) -> str:
     Loader kinds: `refresh` (prefix: str | None, modified_after: datetime | None), `copy_history`
     (start_time: datetime), `pipe_status`. Provision kinds (`PROVISION_KINDS`) take no parameters and
     carry their version in COMMENT. Also: `teardown` (object: pipe | stage | table), `describe_integration`,
-    `grant_integration`, `show` (object: one of SHOWABLE_OBJECTS, name), `list_stage`.
+    `grant_integration`, `show` (object: one of SHOWABLE_OBJECTS, name), `list_stage`, `user_key` (slot: 1 | 2,
+    public_key: str | None: set that slot's key, or unset it).
     """
     if kind in PROVISION_KINDS:
         if params:

@@ -8,8 +8,9 @@ Snowflake wants at least 2048-bit RSA and the public key's base64 body without P
 from __future__ import annotations
 
 import base64
+import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.exceptions import ClientError
@@ -74,3 +75,30 @@ def _secret_exists(secret_ref: str, client: SecretsManagerClient) -> bool:
             return False
         raise SecretError(f"cannot look up secret {secret_ref!r}") from None
     return True
+
+
+def secret_document(secret_ref: str, client: SecretsManagerClient | None = None) -> dict[str, Any]:
+    """The connection secret's JSON object as stored: besides `private_key` (what the loader logs in
+    with), a key rotation keeps `key_slot` and, while it waits, `pending_private_key` and `pending_key_slot`."""
+    client = client or boto3.client("secretsmanager")
+    try:
+        document = json.loads(client.get_secret_value(SecretId=secret_ref)["SecretString"])
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "Unknown")
+        raise SecretError(f"cannot read secret {secret_ref!r} ({code}); has `floe provision` run?") from None
+    except (KeyError, ValueError):
+        raise SecretError(f"secret {secret_ref!r} is not a JSON object") from None
+    if not isinstance(document, dict):
+        raise SecretError(f"secret {secret_ref!r} is not a JSON object")
+    return document
+
+
+def write_secret_document(
+    secret_ref: str, document: dict[str, Any], client: SecretsManagerClient | None = None
+) -> None:
+    """A new version of an existing secret: the loader reads it at its next invocation."""
+    client = client or boto3.client("secretsmanager")
+    try:
+        client.put_secret_value(SecretId=secret_ref, SecretString=json.dumps(document))
+    except ClientError:
+        raise SecretError(f"cannot write secret {secret_ref!r}") from None

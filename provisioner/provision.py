@@ -44,7 +44,7 @@ _log = logs.get("provision")
 OBJECT_KINDS = tuple(kind for kind in render.PROVISION_KINDS if kind != "integration")
 # Re-creating these drops the pipe's load history, or breaks the pipe that reads them (docs/snowflake-facts.md §2, §5).
 _PIPE_DEPENDENCIES = ("file_format", "stage")
-_PRIVILEGE_ERRNO = 3001  # "SQL access control error: Insufficient privileges"
+PRIVILEGE_ERRNO = 3001  # "SQL access control error: Insufficient privileges"
 VERIFY_ATTEMPTS = 3
 
 
@@ -88,6 +88,7 @@ class ProvisionOutcome:
     detail: str = ""
     setup_script: str | None = field(default=None, repr=False)
     admin_sql: str | None = None
+    transient: bool = False  # an ERROR that trying again later may clear (something was unreachable)
 
     @property
     def changed(self) -> bool:
@@ -142,7 +143,7 @@ def provision(
     old pipe's files are settled (re-creating it forgets its load history).
     """
     settings = settings or config.load()
-    with _store(settings, store) as connections:
+    with store_for(settings, store) as connections:
         connection = connections.get(connection_id)
         target = Target.from_connection(connection, settings, config.aws_account_id(settings))
         lease = connections.acquire_lease(connection_id, owner, timedelta(seconds=settings.lease_seconds))
@@ -159,7 +160,7 @@ def provision(
             )
         finally:
             connections.release_lease(lease)
-        _record_status(connections, outcome)
+        _record_status(connections, outcome, was=connection.status)
         if outcome.state is ProvisionState.READY:
             # The names provisioned (as read above): the tick loads only there (docs/architecture.md).
             connections.set_provisioned_target(connection_id, connection.target_names)
@@ -178,9 +179,13 @@ def _provision(
     actions: list[ObjectAction] = []
     script: str | None = None
 
-    def finish(state: ProvisionState, detail: str, admin_sql: str | None = None) -> ProvisionOutcome:
+    def finish(
+        state: ProvisionState, detail: str, admin_sql: str | None = None, *, transient: bool = False
+    ) -> ProvisionOutcome:
         version = render.template_version(target)
-        return ProvisionOutcome(connection.connection_id, state, version, tuple(actions), detail, script, admin_sql)
+        return ProvisionOutcome(
+            connection.connection_id, state, version, tuple(actions), detail, script, admin_sql, transient
+        )
 
     try:
         key = keys.ensure_key(connection.secret_ref)
@@ -203,13 +208,17 @@ def _provision(
             _verify(session, target)
     except _Stop as stop:
         return finish(stop.state, stop.detail, stop.admin_sql)
-    except (SnowflakeError, SecretError, iam.IamError, BotoCoreError, ClientError) as error:
+    except (SnowflakeError, SecretError, iam.IamError) as error:
+        return finish(ProvisionState.ERROR, str(error), transient=error.transient)
+    except BotoCoreError as error:  # botocore's own errors: the endpoint or the network, not a refusal
+        return finish(ProvisionState.ERROR, str(error), transient=True)
+    except ClientError as error:
         return finish(ProvisionState.ERROR, str(error))
     return finish(ProvisionState.READY, "verified: the stage lists the prefix and the pipe is RUNNING")
 
 
 @contextmanager
-def _store(settings: Settings, store: ConnectionStore | None) -> Iterator[ConnectionStore]:
+def store_for(settings: Settings, store: ConnectionStore | None) -> Iterator[ConnectionStore]:
     if store is not None:
         yield store
         return
@@ -217,8 +226,18 @@ def _store(settings: Settings, store: ConnectionStore | None) -> Iterator[Connec
         yield opened
 
 
-def _record_status(store: ConnectionStore, outcome: ProvisionOutcome) -> None:
-    """The connection row's status: ready only once verified; an admin step counts as customer setup."""
+def _record_status(store: ConnectionStore, outcome: ProvisionOutcome, *, was: ConnectionStatus) -> None:
+    """The connection row's status: ready only once verified; an admin step counts as customer setup.
+
+    A ready connection stays ready whatever a later provision run meets (an unreachable endpoint, a
+    refused statement): its objects still load, so only the detail records the failure; taking it out
+    of service would stop the loader for a problem that is provision's alone.
+    """
+    if was is ConnectionStatus.READY and outcome.state is not ProvisionState.READY:
+        if outcome.state in (ProvisionState.ERROR, ProvisionState.PENDING_CUSTOMER_SETUP, ProvisionState.NEEDS_ADMIN):
+            detail = f"still ready; the last provision ended {outcome.state.value}: {outcome.detail}"
+            store.set_status(outcome.connection_id, ConnectionStatus.READY, detail[:500])
+        return
     status = {
         ProvisionState.READY: ConnectionStatus.READY,
         ProvisionState.PENDING_CUSTOMER_SETUP: ConnectionStatus.PENDING_CUSTOMER_SETUP,
@@ -297,7 +316,7 @@ def _ensure_integration(session: SnowflakeConnection, target: Target) -> ObjectA
     try:
         query(session, render.render("integration", target))
     except SnowflakeError as error:
-        if error.errno != _PRIVILEGE_ERRNO:
+        if error.errno != PRIVILEGE_ERRNO:
             raise
         raise _Stop(
             ProvisionState.NEEDS_ADMIN,
@@ -452,7 +471,7 @@ def teardown(
     names the statement that removes it. Without the IAM role it can read nothing.
     """
     settings = settings or config.load()
-    with _store(settings, store) as connections:
+    with store_for(settings, store) as connections:
         connection = connections.get(connection_id)
         target = Target.from_connection(connection, settings, config.aws_account_id(settings))
         lease = connections.acquire_lease(connection_id, owner, timedelta(seconds=settings.lease_seconds))
@@ -462,11 +481,21 @@ def teardown(
             actions = _drop_objects(connection, target, settings, drop_table)
             removed = iam.delete_role(target.org_id)
             actions.append(ObjectAction("iam role", Action.DROPPED if removed else Action.ABSENT))
+            _out_of_service(connections, connection_id)
         finally:
             connections.release_lease(lease)
     detail = f"left the storage integration; an admin may run: DROP INTEGRATION IF EXISTS {target.integration};"
     _log.info("torn down", extra={"connection_id": connection_id, "drop_table": drop_table})
     return TeardownOutcome(connection_id, tuple(actions), detail)
+
+
+def _out_of_service(store: ConnectionStore, connection_id: str) -> None:
+    """A torn-down connection has no pipe or role left: inactive, so no tick tries it, and no longer
+    ready, so `floe provision` (then `floe connection resume`) is what brings it back."""
+    store.set_active(connection_id, False)
+    store.set_status(
+        connection_id, ConnectionStatus.PENDING_CUSTOMER_SETUP, "torn down: run `floe provision` to set it up again"
+    )
 
 
 def _drop_objects(connection: Connection, target: Target, settings: Settings, drop_table: bool) -> list[ObjectAction]:

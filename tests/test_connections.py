@@ -6,6 +6,7 @@ import sqlite3
 import tempfile
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from kernel import connections
 from kernel.config import ConfigError
 from kernel.connections import (
     DEFAULT_FILE_FORMAT,
+    LATEST_SCHEMA_VERSION,
     Connection,
     ConnectionStatus,
     ConnectionStore,
@@ -29,6 +31,7 @@ from kernel.connections import (
     open_store,
 )
 from kernel.errors import FloeError
+from kernel.run_history import RETENTION, RunRecord
 
 
 @pytest.fixture
@@ -180,7 +183,7 @@ def test_migrate_creates_the_schema(store_dsn: str) -> None:
             store.list()
         store.migrate()
         assert store.list() == []
-        assert store.schema_version() == 2
+        assert store.schema_version() == LATEST_SCHEMA_VERSION
 
 
 def test_migrate_twice_is_a_no_op(store: ConnectionStore, store_dsn: str) -> None:
@@ -188,7 +191,7 @@ def test_migrate_twice_is_a_no_op(store: ConnectionStore, store_dsn: str) -> Non
     store.migrate()
     with open_store(store_dsn) as other:
         other.migrate()
-    assert store.schema_version() == 2
+    assert store.schema_version() == LATEST_SCHEMA_VERSION
     assert store.list() == [make_connection()]
 
 
@@ -295,6 +298,39 @@ def test_set_status_refuses_unknown_rows_and_statuses(store: ConnectionStore) ->
     with pytest.raises(InvalidConnection, match="status"):
         store.set_status("c-1", "bogus")
     assert store.get("c-1").status is ConnectionStatus.PENDING_CUSTOMER_SETUP
+
+
+def test_pause_resume_and_remove(store: ConnectionStore) -> None:
+    store.add(make_connection())
+    store.set_active("c-1", False)
+    assert store.get("c-1").active is False
+    assert store.list(active_only=True) == []
+    store.set_active("c-1", True)
+    assert store.get("c-1").active is True
+    store.remove("c-1")
+    assert store.list() == []
+    with pytest.raises(UnknownConnection):
+        store.set_active("c-1", True)
+    with pytest.raises(UnknownConnection):
+        store.remove("c-1")
+
+
+def test_run_history_is_kept_once_per_run_and_bounded(store: ConnectionStore) -> None:
+    store.add(make_connection())
+    now = datetime.now(UTC).replace(microsecond=0)
+
+    def run(run_id: str, age: timedelta, events: int) -> RunRecord:
+        at = now - age
+        return RunRecord(run_id, "c-1", "ok", at - timedelta(seconds=5), at, events_delivered=events)
+
+    old, recent = run("r-old", RETENTION + timedelta(hours=1), 3), run("r-new", timedelta(0), 7)
+    store.record_run(old)
+    store.record_run(recent)  # past RETENTION, the old one goes
+    store.record_run(recent)
+    assert store.runs("c-1", since=now - 2 * RETENTION) == [recent]
+    store.set_active("c-1", False)
+    store.remove("c-1")
+    assert store.runs("c-1", since=now - RETENTION) == []
 
 
 def test_stores_share_one_database(store: ConnectionStore, store_dsn: str) -> None:

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import timedelta
+from contextlib import closing, contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -182,3 +183,18 @@ def recorded() -> Iterator[list[dict[str, Any]]]:
     finally:
         logger.removeHandler(capture)
         logger.setLevel(level)
+
+
+def test_every_run_of_a_known_connection_is_kept_in_its_history(requests: list[str], tmp_path: Path) -> None:
+    report = tick({"connection_id": "c-ready"})
+    tick({"connection_id": "c-nope"})  # no row: nothing to keep it under
+    with open_store(f"sqlite:///{tmp_path}/connections.db") as store:
+        [kept] = store.runs("c-ready", since=datetime.now(UTC) - timedelta(hours=1))
+        assert (kept.run_id, kept.status) == (report["run_id"], "idle")
+        assert store.runs("c-nope", since=datetime.now(UTC) - timedelta(hours=1)) == []
+
+
+def test_a_history_that_cannot_be_written_never_fails_the_tick(requests: list[str], tmp_path: Path) -> None:
+    with closing(sqlite3.connect(tmp_path / "connections.db")) as raw:
+        raw.execute("DROP TABLE runs")
+    assert tick({"connection_id": "c-ready"})["status"] == "idle"

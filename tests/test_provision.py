@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import socket
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -349,6 +351,34 @@ def test_teardown_drops_pipe_and_stage_keeps_the_table_and_removes_the_role(
     }
 
 
+def test_a_failed_reprovision_keeps_a_ready_connection_in_service(
+    store: ConnectionStore, standin: StandIn, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connection = set_up(store, standin, settings, "acme")
+    with socket.socket() as closed:  # a port nothing listens on once this socket is closed
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")  # the stack is unreachable
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    unreachable = replace(settings, aws_account_id="123456789012")
+    outcome = provision(connection.connection_id, settings=unreachable, store=store)
+    assert outcome.state is ProvisionState.ERROR
+    assert outcome.transient  # the CLI says: try again
+    row = store.get(connection.connection_id)
+    assert (row.status, row.active) == (ConnectionStatus.READY, True)  # the loader keeps loading it
+    assert (row.status_detail or "").startswith("still ready; the last provision ended error")
+
+
+def test_teardown_takes_the_connection_out_of_service(
+    store: ConnectionStore, standin: StandIn, settings: Settings
+) -> None:
+    connection = set_up(store, standin, settings, "acme")
+    teardown(connection.connection_id, settings=settings, store=store)
+    row = store.get(connection.connection_id)
+    assert (row.status, row.active) == (ConnectionStatus.PENDING_CUSTOMER_SETUP, False)
+    assert "floe provision" in (row.status_detail or "")
+
+
 def test_busy_connection_is_left_alone(store: ConnectionStore, standin: StandIn, settings: Settings) -> None:
     connection = add_connection(store, standin, "acme")
     lease = store.acquire_lease(connection.connection_id, "a-tick", timedelta(minutes=1))
@@ -359,3 +389,39 @@ def test_busy_connection_is_left_alone(store: ConnectionStore, standin: StandIn,
     secrets = boto3.client("secretsmanager")
     with pytest.raises(secrets.exceptions.ResourceNotFoundException):
         secrets.describe_secret(SecretId=connection.secret_ref)  # not even the key was made
+
+
+# -- key rotation -------------------------------------------------------------------------------------
+
+
+def test_key_rotation_uses_the_free_slot_and_never_breaks_a_login(
+    store: ConnectionStore, standin: StandIn, settings: Settings
+) -> None:
+    from provisioner.rotation import RotationState, rotate_key
+
+    connection = set_up(store, standin, settings, "acme")
+    old = read_credentials(connection.secret_ref)
+    started = rotate_key(connection.connection_id, settings=settings, store=store)
+    assert started.state is RotationState.WAITING
+    assert 'ALTER USER "FLOE_LOADER" SET RSA_PUBLIC_KEY_2 = ' in (started.customer_sql or "")
+    assert read_credentials(connection.secret_ref) == old  # the loader keeps the current key
+    again = rotate_key(connection.connection_id, settings=settings, store=store)
+    assert (again.state, again.customer_sql) == (RotationState.WAITING, started.customer_sql)  # not regenerated
+
+    run_as_admin(standin, connection.account, started.customer_sql or "")
+    with service_session(connection, settings) as session:  # the old key still logs in
+        assert query(session, "SELECT 1")
+    done = rotate_key(connection.connection_id, settings=settings, store=store)
+    assert done.state is RotationState.ROTATED, done.summary()
+    assert done.customer_sql is None  # the stand-in let the service user remove the old key itself
+    assert read_credentials(connection.secret_ref) != old
+    with service_session(connection, settings) as session:  # the loader's secret now holds the new key
+        assert query(session, "SELECT 1")
+    with pytest.raises(SnowflakeError):
+        open_session(connection, old, settings, query_tag="test")  # the old key is gone
+    with admin(standin, connection.account) as session:
+        described = {row[0]: row[1] for row in session.cursor().execute('DESC USER "FLOE_LOADER"')}
+    assert described["RSA_PUBLIC_KEY_FP"] is None
+    assert described["RSA_PUBLIC_KEY_2_FP"]
+    next_rotation = rotate_key(connection.connection_id, settings=settings, store=store)
+    assert "SET RSA_PUBLIC_KEY = " in (next_rotation.customer_sql or "")  # back to the first slot

@@ -396,3 +396,15 @@ def refresh_sql_review() -> None:
 
 if __name__ == "__main__":
     refresh_sql_review()
+
+
+def test_user_key_sets_or_unsets_one_slot_and_refuses_anything_else(target: Target) -> None:
+    key = "M" + "A" * 299
+    assert (
+        r.render("user_key", target, slot=2, public_key=key)
+        == f"ALTER USER \"FLOE_LOADER\" SET RSA_PUBLIC_KEY_2 = '{key}'"
+    )
+    assert r.render("user_key", target, slot=1) == 'ALTER USER "FLOE_LOADER" UNSET RSA_PUBLIC_KEY'
+    for bad in ({"slot": 3}, {"slot": 1, "public_key": "x'; DROP USER y; --"}):
+        with pytest.raises(r.RenderError):
+            r.render("user_key", target, **bad)

@@ -627,9 +627,7 @@ def test_the_loader_environment_names_only_variables_the_code_reads() -> None:
         "FLOE_CORE_API_URL",
         "FLOE_CORE_API_TOKEN_SECRET",
     }
-    assert names <= _config_reads(), (
-        f"set by Terraform but never read: {sorted(names - _config_reads())}"
-    )
+    assert names <= _config_reads(), f"set by Terraform but never read: {sorted(names - _config_reads())}"
     # The generated environment must be valid for the loader's own configuration check.
     env = {"FLOE_LIVE_PREFIX": "live/{org_id}/", "FLOE_DEAD_LETTER_PREFIX": "dead-letter/{org_id}/"}
     assert config.load(env).live_prefix_for("acme") == "live/acme/"

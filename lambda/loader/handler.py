@@ -66,6 +66,7 @@ def run(event: Any, deadline: Deadline) -> dict[str, Any]:
         return _logged(_failed(run_id, parsed.connection_id, error), parsed.tick_id)
     try:
         report = run_tick(parsed.connection_id, edges_for(settings, store), deadline, run_id)
+        _remember(store, report)
     finally:
         store.close()
     return _logged(report, parsed.tick_id)
@@ -76,6 +77,17 @@ def _failed(run_id: str, connection_id: str, error: Exception) -> RunReport:
     report = RunReport(run_id=run_id, connection_id=connection_id, started_at=now, completed_at=now)
     report.status, report.error = RunStatus.ERROR, describe(error)
     return report
+
+
+def _remember(store: ConnectionStore, report: RunReport) -> None:
+    """Keep the run in the connection's history (`floe status`, docs/metrics.md). Best effort: the
+    history only describes deliveries, so failing to write it must never fail the tick that made them."""
+    if report.org_id is None:  # the row was never read (unknown connection): nothing to keep it under
+        return
+    try:
+        store.record_run(report.history_record())
+    except Exception:
+        log.warning("run not recorded in the history", extra={"connection_id": report.connection_id}, exc_info=True)
 
 
 def edges_for(settings: config.Settings, store: ConnectionStore, **overrides: Any) -> Edges:

@@ -7,6 +7,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from kernel.run_history import RunRecord
+
 if TYPE_CHECKING:
     from loader.deliver import Delivery
 
@@ -75,6 +77,21 @@ class RunReport:
             if isinstance(value, datetime):
                 document[key] = value.isoformat()
         return document
+
+    def history_record(self) -> RunRecord:
+        """What the connection's run history keeps of this run."""
+        return RunRecord(
+            run_id=self.run_id,
+            connection_id=self.connection_id,
+            status=self.status.value,
+            started_at=self.started_at,
+            completed_at=self.completed_at or self.started_at,
+            events_delivered=self.events_delivered,
+            files_loaded=self.files_loaded,
+            files_dead_lettered=self.files_dead_lettered,
+            files_in_flight=self.files_in_flight,
+            error=self.error,
+        )
 
     def metrics(self) -> dict[str, Any]:
         """The documented metrics payload (docs/metrics.md); `run_id` is the idempotency key."""

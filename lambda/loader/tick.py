@@ -169,7 +169,7 @@ def _within_lease(deadline: Deadline, settings: Settings) -> Deadline:
 
 def _skip_reason(connection: Connection) -> str | None:
     if not connection.active:
-        return "connection is inactive"
+        return "connection is inactive (paused or torn down): `floe connection resume` loads it again"
     if connection.status != ConnectionStatus.READY:
         return f"connection is {connection.status}: finish `floe provision` first"
     return None

@@ -263,7 +263,7 @@ def test_no_failure_path_leaks_the_key_or_the_password(stack: Stack, capfd: pyte
         paths.append("cli-load")
         set_secret({"password": canaries.password})
         stack.put_events(stack.key("cli"))
-        assert cli.main(["load", "--connection-id", connection_id, "--json", "--budget-seconds", "8"]) == 1
+        assert cli.main(["load", "--connection-id", connection_id, "--json", "--budget-seconds", "8"]) == 4  # refused
         assert cli.main(["status", "--connection-id", connection_id]) == 0
 
     for line in records.lines:
