@@ -81,17 +81,18 @@ class StoreUnavailable(ConnectionStoreError):
 
 
 AUTHENTICATION_FAILED = "authentication failed"
+MALFORMED_DSN = "malformed DSN"
 
 
 def _failure_kind(error: Exception) -> str:
     """Read from the driver's text, which is never shown: libpq's sqlstate is unset on connection errors."""
     if type(error).__name__ == "ProgrammingError":  # the DSN did not parse (its text quotes the DSN)
-        return "malformed DSN"
+        return MALFORMED_DSN
     text = str(error).lower()
     if "authentication failed" in text:
         return AUTHENTICATION_FAILED
     if "invalid" in text:  # parsed, but an option's value is refused (sslmode=bogus)
-        return "malformed DSN"
+        return MALFORMED_DSN
     return "unreachable"
 
 
@@ -586,7 +587,12 @@ class PostgresStore(_SqlStore):
         try:
             self._conn = psycopg.connect(dsn, autocommit=True, connect_timeout=connect_timeout_s)
         except psycopg.Error as error:  # its text can quote the DSN, password included: name the kind only
-            raise StoreUnavailable(_failure_kind(error)) from None
+            kind = _failure_kind(error)
+            if kind == MALFORMED_DSN:  # no retry fixes it: a configuration error
+                raise ConfigError(
+                    f"cannot connect to the connections database ({kind}): fix FLOE_CONNECTIONS_DSN(_SECRET)"
+                ) from None
+            raise StoreUnavailable(kind) from None
         self._conn.execute(f"SET statement_timeout = '{self.STATEMENT_TIMEOUT}'")
 
     def _query(self, sql: str, params: Sequence[object] = ()) -> builtins.list[tuple[Any, ...]]:

@@ -59,6 +59,9 @@ def open_session(
         "application": "floe",
         "login_timeout": capped(LOGIN_TIMEOUT_SECONDS),
         "network_timeout": capped(NETWORK_TIMEOUT_SECONDS),
+        # The connector (4.x) otherwise probes cloud metadata endpoints and STS on every login to report
+        # its platform: up to a second of a tick's budget and calls outside the tick's own; 0 skips them.
+        "platform_detection_timeout_seconds": 0.0,
         "session_parameters": {
             "QUERY_TAG": query_tag,
             "STATEMENT_TIMEOUT_IN_SECONDS": capped(STATEMENT_TIMEOUT_SECONDS),

@@ -210,7 +210,7 @@ def test_migration_2_pins_ready_rows_at_their_current_names(store_dsn: str, monk
             )
         monkeypatch.undo()
         store.migrate()
-        assert store.schema_version() == 2
+        assert store.schema_version() == LATEST_SCHEMA_VERSION
         ready, new = store.get("c-ready"), store.get("c-new")
     assert ready.provisioned_target is not None
     assert not ready.target_moved

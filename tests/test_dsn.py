@@ -15,6 +15,7 @@ from kernel import dsn as dsn_module
 from kernel.config import ConfigError, Settings
 from kernel.connections import StoreUnavailable, open_store
 from kernel.dsn import open_configured_store
+from kernel.errors import FloeError
 
 PASSWORD = "FLOE-CANARY-DB-PASSWORD"
 
@@ -36,11 +37,14 @@ def fresh_process() -> Iterator[None]:
     ],
 )
 def test_a_bad_dsn_names_its_kind_and_never_the_dsn(dsn: str, kind: str) -> None:
-    with pytest.raises(StoreUnavailable) as refused:
+    """A malformed DSN is a configuration error (no retry fixes it); an unreachable database is transient."""
+    expected: type[FloeError] = ConfigError if kind == "malformed DSN" else StoreUnavailable
+    with pytest.raises(expected) as refused:
         open_store(dsn)
-    assert refused.value.kind == kind
+    assert refused.value.transient is (kind == "unreachable")
+    verb = "check" if kind == "unreachable" else "fix"
     assert str(refused.value) == (
-        f"cannot connect to the connections database ({kind}): check FLOE_CONNECTIONS_DSN(_SECRET)"
+        f"cannot connect to the connections database ({kind}): {verb} FLOE_CONNECTIONS_DSN(_SECRET)"
     )
     assert refused.value.__cause__ is None
     assert refused.value.__suppress_context__

@@ -45,7 +45,7 @@ def _chained(cause: BaseException) -> KeyError:
 
 def test_an_expected_error_is_its_own_message_without_a_traceback() -> None:
     line = line_for(FloeError("the connection's secret is missing"))
-    assert line["error"] == "the connection's secret is missing"
+    assert line["error"] == "FloeError: the connection's secret is missing"  # kernel.errors.describe
     assert "traceback" not in line
 
 

@@ -13,6 +13,7 @@ import json
 import logging
 import re
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -831,6 +832,8 @@ def test_the_report_line_carries_the_emf_contract() -> None:
     """A real (failed) run's log line. Until the loader emits EMF this skips; then it holds it to the
     contract the alarms read."""
     from loader.handler import run
+    from loader.metrics import embedded_metrics
+    from loader.report import RunReport
     from loader.tick import Deadline
 
     records: list[logging.LogRecord] = []
@@ -855,9 +858,11 @@ def test_the_report_line_carries_the_emf_contract() -> None:
     (directive,) = line["_aws"]["CloudWatchMetrics"]
     assert directive["Namespace"] == EMF_NAMESPACE
     assert {metric["Name"] for metric in directive["Metrics"]} == EMF_METRICS
-    assert directive["Dimensions"] == EMF_DIMENSIONS
+    # A malformed event names no connection: the run counts in the roll-up only.
+    assert directive["Dimensions"] == [[]]
     assert line["RunFailed"] == 1
-    assert line["status"] == "error"
+    report = RunReport(run_id="r", connection_id="c-1", started_at=datetime.now(UTC))
+    assert embedded_metrics(report)["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == EMF_DIMENSIONS
 
 
 def test_bucket_settings_the_design_relies_on() -> None:

@@ -362,7 +362,7 @@ def test_no_store_token_or_aws_failure_leaks_the_database_password_the_token_or_
         paths.append("cli-load")
         with monkeypatch.context() as env:
             env.setenv("FLOE_CONNECTIONS_DSN", bad_dsns["bad-escape"])
-            assert cli.main(["load", "--connection-id", stack.connection.connection_id, "--json"]) == 1
+            assert cli.main(["load", "--connection-id", stack.connection.connection_id, "--json"]) == 2  # config
             status = ["status", "--connection-id", stack.connection.connection_id]
             evidence.exception("cli-status", lambda: cli.main(status))
 
