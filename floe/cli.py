@@ -55,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
 
     provision = commands.add_parser("provision", help="set up or bring up to date a connection's objects")
     provision.add_argument("--connection-id", required=True)
+    provision.add_argument(
+        "--mode", choices=("refresh", "rest"), help="the connection's load mode (default: keep it, else FLOE_LOAD_MODE)"
+    )
     provision.set_defaults(command=_provision)
 
     teardown = commands.add_parser("teardown", help="drop pipe and stage (and table) and the IAM role")
@@ -140,9 +143,10 @@ def _read_description(path: Path) -> dict[str, Any]:
 
 
 def _provision(args: argparse.Namespace) -> int:
+    from kernel.config import LoadMode
     from provisioner.provision import ProvisionState, provision
 
-    outcome = provision(args.connection_id)
+    outcome = provision(args.connection_id, mode=LoadMode(args.mode) if args.mode else None)
     print(outcome.summary())
     if outcome.setup_script and outcome.state is ProvisionState.PENDING_CUSTOMER_SETUP:
         print("\nSend this setup script to the customer's Snowflake admin, then run provision again:\n")

@@ -160,6 +160,7 @@ class ConnectionStore(Protocol):
     def get(self, connection_id: str) -> Connection: ...
     def list(self, active_only: bool = False) -> builtins.list[Connection]: ...
     def set_template_version(self, connection_id: str, version: str, lease: Lease) -> None: ...
+    def set_load_mode(self, connection_id: str, mode: LoadMode | None) -> None: ...
     def set_last_settled(self, connection_id: str, at: datetime, lease: Lease) -> None: ...
     def set_status(self, connection_id: str, status: ConnectionStatus | str, detail: str | None = None) -> None: ...
     def acquire_lease(self, connection_id: str, owner: str, ttl: timedelta) -> Lease | None: ...
@@ -367,6 +368,16 @@ class _SqlStore(ABC):
         if not rows:
             self._require(connection_id)
             raise LeaseLost(f"lease {lease.token} on {connection_id!r} is no longer current")
+
+    def set_load_mode(self, connection_id: str, mode: LoadMode | None) -> None:
+        """The connection's own load mode; None: the deployment's FLOE_LOAD_MODE. Takes effect at the next tick."""
+        value = None if mode is None else _parse_load_mode(mode).value
+        rows = self._write(
+            "UPDATE connections SET load_mode = ? WHERE connection_id = ? RETURNING connection_id",
+            (value, connection_id),
+        )
+        if not rows:
+            raise UnknownConnection(connection_id)
 
     def set_last_settled(self, connection_id: str, at: datetime, lease: Lease) -> None:
         """Record when the tick last settled from COPY_HISTORY, fenced like `set_template_version`."""
