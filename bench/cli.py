@@ -14,7 +14,8 @@ from typing import Any
 from bench import coldstart
 from bench.costs import LatencyModel, busy_pattern, warehouse_day
 from bench.harness import BenchFailed, Harness, difference
-from bench.table import render_costs, render_table, render_targets
+from bench.steady import run_steady
+from bench.table import render_costs, render_steady, render_table, render_targets
 
 # Assumed round trips (the facts give no figures, docs/snowflake-facts.md §7): see docs/benchmarks.md.
 DEFAULT_STATEMENT_LATENCY = 0.15
@@ -31,6 +32,7 @@ class Scenario:
     file_kb: float = 0
     connections: int = 0  # fan-out
     cold: bool = False
+    steady: bool = False  # many ticks at steady load, per load mode (bench/steady.py)
 
 
 SCENARIOS = {
@@ -44,6 +46,7 @@ SCENARIOS = {
         Scenario("1k-large", "1,000 files of 256 KiB", files=1000, file_kb=256),
         Scenario("fanout", "fan-out: connections in one process pool", files=1, connections=200),
         Scenario("cold", "cold start (idle path)", cold=True),
+        Scenario("steady", "steady load: warehouse cost per day, per load mode", steady=True),
     )
 }
 DEFAULT_SCENARIOS = ("idle", "1", "1k", "1k-corrupt", "fanout", "cold")
@@ -72,6 +75,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--snowpipe", choices=("auto", "engine", "instant"), default="auto")
     parser.add_argument("--cold-runs", type=int, default=5)
+    parser.add_argument(
+        "--steady-ticks",
+        type=int,
+        default=15,
+        help="ticks per steady run (default %(default)s: one 900 s settle interval)",
+    )
+    parser.add_argument("--steady-files", type=int, default=3, help="files per busy steady tick (default %(default)s)")
     parser.add_argument("--json", type=Path, default=Path("bench-results.json"), help="default: %(default)s")
     return parser.parse_args(argv)
 
@@ -87,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     rows: list[dict[str, Any]] = []
     cold: dict[str, Any] | None = None
+    steady: dict[str, Any] | None = None
     command = "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:])
 
     def document() -> dict[str, Any]:
@@ -97,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             "rows": rows,
             "cold_start": cold,
             "warehouse_per_day": _costs(rows, latency),
+            "steady": steady,
             "elapsed_s": time.perf_counter() - started,
         }
         out["targets"] = _targets(out)
@@ -113,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
                     before = harness.stats(org)
                     cold = coldstart.measure(env, org.connection.connection_id, args.cold_runs)
                     cold["snowflake"] = difference(before, harness.stats(org))
+                elif scenario.steady:
+                    steady = run_steady(harness, latency, args.steady_ticks, args.steady_files)
                 elif scenario.connections:
                     rows.append(_fanout(harness, scenario, args))
                 else:
@@ -126,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     print(render_costs(result["warehouse_per_day"]))
     print()
     print(render_targets(result["targets"]))
+    if steady:
+        print()
+        print(render_steady(steady))
     args.json.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(f"\nwritten: {args.json} ({result['elapsed_s']:.0f} s)", file=sys.stderr)
     return 0

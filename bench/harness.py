@@ -237,6 +237,15 @@ def difference(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def event_file_key(prefix: str, index: int) -> str:
+    """A key in the writer's layout for the current hour."""
+    return _key(prefix, datetime.now(UTC), index)
+
+
+def one_event_file() -> bytes:
+    return _event_file(datetime.now(UTC), 0)
+
+
 def _key(prefix: str, at: datetime, index: int) -> str:
     return (
         f"{prefix}events/env_key=env-bench/year={at:%Y}/month={at:%m}/day={at:%d}/hour={at:%H}/part-{index:06d}.json.gz"

@@ -325,6 +325,92 @@ def _fanout_tick(connection_id: str) -> Result:
     }
 
 
+# ---- steady load: many ticks, one simulated minute apart --------------------------------------------
+
+
+def steady(job: Job, channel: Channel) -> Result:
+    """`job["ticks"]` runs of one approach (`floe-refresh`, `floe-rest`: the tick; `usual`: COPY INTO),
+    files arriving before every `job["files_every"]`-th. Between runs a minute passes: the stand-in's
+    clock moves on 60 s (warehouse auto-suspend, insertReport's 10 minutes, loadHistoryScan's rate limit)
+    and so does the connection's last settle time (FLOE_SETTLE_INTERVAL). Per run: the stand-in's own
+    counters (warehouse statements and resumes, REST requests by kind) and the tick's AWS requests."""
+    from devstack.snowflake.control import StandInControl
+
+    control = StandInControl(job["control_url"])
+    account = job["account"]
+    per_tick: list[Result] = []
+    for index in range(job["ticks"]):
+        files = job["files_per_tick"] if index % job["files_every"] == 0 else 0
+        _put(job, files, index)
+        before = control.stats(account)
+        run = usual(job, channel) if job["approach"] == "usual" else _steady_tick(job, channel)
+        after = control.stats(account)
+        per_tick.append({**run, "files": files, **_counter_deltas(before, after)})
+        control.advance_clock(60)
+        _minute_passes(job["connection_id"])
+    return {"per_tick": per_tick}
+
+
+def _steady_tick(job: Job, channel: Channel) -> Result:
+    from kernel import config
+    from kernel.connections import open_store
+    from loader.handler import edges_for
+    from loader.tick import Deadline, run_tick
+
+    requests = AwsRequests()
+    settings = config.load()
+    with requests.recording(), open_store(settings.connections_dsn) as store:
+        edges = edges_for(settings, store, sleep=Drainer(channel, job["account"]))
+        report = run_tick(job["connection_id"], edges, Deadline.after(600))
+    return {
+        "status": report.status.value,
+        "files_loaded": report.files_loaded,
+        "s3": requests.of("s3"),
+        "secret_reads": sum(requests.of("secretsmanager").values()),
+    }
+
+
+def _put(job: Job, count: int, index: int) -> None:
+    import boto3
+
+    from bench.harness import event_file_key, one_event_file
+
+    s3 = boto3.client("s3")
+    body = one_event_file()
+    for number in range(count):
+        key = event_file_key(job["prefix"], index * 1000 + number)
+        s3.put_object(Bucket=job["bucket"], Key=key, Body=body)
+
+
+def _counter_deltas(before: dict[str, Any], after: dict[str, Any]) -> Result:
+    rest = {
+        kind: count - before["rest_requests_by_kind"].get(kind, 0)
+        for kind, count in after["rest_requests_by_kind"].items()
+        if count != before["rest_requests_by_kind"].get(kind, 0)
+    }
+    return {
+        "statements": after["statements"] - before["statements"],
+        "logins": after["logins"] - before["logins"],
+        "warehouse_statements": after["warehouse_statements"] - before["warehouse_statements"],
+        "warehouse_resumes": after["warehouse_resumes"] - before["warehouse_resumes"],
+        "rest_requests": rest,
+    }
+
+
+def _minute_passes(connection_id: str) -> None:
+    """The row's last settle time moves a minute back: to the settle gate, a minute passed."""
+    from dataclasses import replace
+    from datetime import timedelta
+
+    from kernel import config
+    from kernel.connections import open_store
+
+    with open_store(config.load().connections_dsn) as store:
+        row = store.get(connection_id)
+        if row.last_settled_at is not None:
+            store.save(replace(row, last_settled_at=row.last_settled_at - timedelta(seconds=60)))
+
+
 def _connection_and_target(connection_id: str, settings: Settings) -> tuple[Connection, Any]:
     from kernel.config import aws_account_id
     from kernel.connections import open_store
@@ -346,4 +432,5 @@ WORKERS: dict[str, Callable[[Job, Channel], Result]] = {
     "floor": floor,
     "usual": usual,
     "fanout": fanout,
+    "steady": steady,
 }
