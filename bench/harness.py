@@ -234,6 +234,11 @@ def difference(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
         "by_kind": {kind: count for kind, count in sorted(kinds.items()) if count},
         "warehouse_statements": after["warehouse_statements"] - before["warehouse_statements"],
         "warehouse_resumes": after["warehouse_resumes"] - before["warehouse_resumes"],
+        "rest_requests": {
+            kind: count - before["rest_requests_by_kind"].get(kind, 0)
+            for kind, count in after["rest_requests_by_kind"].items()
+            if count != before["rest_requests_by_kind"].get(kind, 0)
+        },
     }
 
 

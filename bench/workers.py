@@ -226,6 +226,68 @@ def floor(job: Job, channel: Channel) -> Result:
     }
 
 
+def floor_rest(job: Job, channel: Channel) -> Result:
+    """The REST mode's floor: list, insertFiles (5,000 paths a request), (Snowpipe loads), one
+    insertReport, dead-letter the failed files, delete everything settled in batches of 1,000. The
+    official client as it comes, no login, no planning, no retries, no checks."""
+    import boto3
+    from snowflake.ingest import SimpleIngestManager, StagedFile
+
+    from kernel import config
+    from kernel.secrets import read_credentials
+    from loader.snowpipe_rest import rest_pipe_name
+
+    settings = config.load()
+    connection, target = _connection_and_target(job["connection_id"], settings)
+    pem = read_credentials(connection.secret_ref, boto3.client("secretsmanager")).private_key_pem()
+    drainer = Drainer(channel, job["account"])
+    requests = AwsRequests()
+    with requests.recording():
+        started = time.perf_counter()
+        s3 = boto3.client("s3")
+        prefix = settings.live_prefix_for(connection.org_id)
+        keys = [
+            item["Key"]
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket, Prefix=prefix)
+            for item in page.get("Contents", [])
+        ]
+        endpoint = {"scheme": "http", "host": settings.snowflake_host, "port": settings.snowflake_port}
+        client = SimpleIngestManager(
+            account=connection.account,
+            user=connection.user,
+            pipe=rest_pipe_name(target.qualified_pipe),
+            private_key=pem,
+            **endpoint,
+        )
+        for start in range(0, len(keys), 5000):
+            client.ingest_files([StagedFile(k[len(prefix) :], None) for k in keys[start : start + 5000]])
+        if keys:
+            drainer()
+        files = client.get_history()["files"] if keys else []
+        status = {prefix + f["path"]: f["status"] for f in files}
+        loaded = [k for k in keys if status.get(k) == "LOADED"]
+        failed = [k for k in keys if status.get(k) in ("LOAD_FAILED", "PARTIALLY_LOADED")]
+        dead = settings.dead_letter_prefix_for(connection.org_id)
+        for key in failed:
+            copy_source: Any = {"Bucket": settings.bucket, "Key": key}
+            s3.copy_object(Bucket=settings.bucket, Key=f"{dead}objects/{key[len(prefix) :]}", CopySource=copy_source)
+        settled = loaded + failed
+        for start in range(0, len(settled), 1000):
+            batch: list[ObjectIdentifierTypeDef] = [{"Key": k} for k in settled[start : start + 1000]]
+            s3.delete_objects(Bucket=settings.bucket, Delete={"Objects": batch, "Quiet": True})
+        wall = time.perf_counter() - started
+    return {
+        "status": "ok",
+        "files": len(keys),
+        "events": sum(int(f.get("rowsInserted") or 0) for f in files),
+        "wall_s": wall - drainer.seconds,
+        "snowpipe_load_s": drainer.seconds,
+        "snowflake_s": 0.0,
+        "s3": requests.of("s3"),
+        "secret_reads": 0,
+    }
+
+
 # ---- the usual way: COPY INTO on the customer's warehouse, every run -------------------------------
 
 
@@ -430,6 +492,7 @@ def _utc(epoch: float) -> Any:
 WORKERS: dict[str, Callable[[Job, Channel], Result]] = {
     "tick": tick,
     "floor": floor,
+    "floor_rest": floor_rest,
     "usual": usual,
     "fanout": fanout,
     "steady": steady,
