@@ -32,7 +32,12 @@ def test_the_smallest_scenarios_run_and_print_one_table(tmp_path: Path) -> None:
     assert "XS credits/day" in done.stdout
     document = json.loads(output.read_text())
     rows = {(r["scenario"], r["approach"]): r for r in document["rows"]}
-    assert set(rows) == {(s, a) for s in ("idle", "1") for a in ("floe", "floor", "usual")}
+    approaches = ("floe", "floor", "floe-rest", "floor-rest", "usual")
+    assert set(rows) == {(s, a) for s in ("idle", "1") for a in approaches}
+    rest = rows[("1", "floe-rest")]
+    assert (rest["files"], rest["events"], rest["status"]) == (1, 1, "ok")
+    assert rest["snowflake"]["warehouse_statements"] == 0
+    assert rest["snowflake"]["rest_requests"] == {"insertFiles": 1, "insertReport": 1}
     idle, one = rows[("idle", "floe")], rows[("1", "floe")]
     assert (idle["snowflake"]["statements"], idle["snowflake"]["logins"], idle["secret_reads"]) == (0, 0, 0)
     assert idle["s3"] == {"ListObjectsV2": 1}

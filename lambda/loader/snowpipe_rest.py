@@ -124,6 +124,7 @@ class RestPipe:
             **_endpoint(settings),
         )
         self._client.restful = _OneShot(REQUEST_TIMEOUT_SECONDS)
+        self._scanned = False
 
     def submit(self, files: Sequence[LiveFile]) -> Submission:
         """insertFiles in requests of at most 5,000 paths; a path over 1,024 bytes is refused here."""
@@ -151,8 +152,11 @@ class RestPipe:
         return Report(records, bool(answer.get("completeResult", True)))
 
     def scan(self, start: datetime) -> dict[str, LoadRecord] | None:
-        """loadHistoryScan from `start` to now: finished loads only. Rate limited by Snowflake, so a 429
-        is not retried: None, and the next tick catches up."""
+        """loadHistoryScan from `start` to now: finished loads only. Snowflake rate limits it, so a tick
+        scans at most once (None after that) and a 429 is not retried: None, and the next tick catches up."""
+        if self._scanned:
+            return None
+        self._scanned = True
         since = start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         try:
             answer = self._client.get_history_range(since)
