@@ -14,12 +14,16 @@ from typing import Any
 from bench import coldstart
 from bench.costs import LatencyModel, busy_pattern, warehouse_day
 from bench.harness import BenchFailed, Harness, difference
-from bench.table import render_costs, render_table, render_targets
+from bench.steady import run_steady
+from bench.table import render_costs, render_steady, render_table, render_targets
 
 # Assumed round trips (the facts give no figures, docs/snowflake-facts.md §7): see docs/benchmarks.md.
 DEFAULT_STATEMENT_LATENCY = 0.15
 DEFAULT_LOGIN_LATENCY = 0.6
-APPROACHES = ("floe", "floor", "usual")
+APPROACHES = ("floe", "floor", "floe-rest", "floor-rest", "usual")
+# How each approach runs (bench/workers.py) and what its wall time is compared with.
+KINDS = {"floe": "tick", "floor": "floor", "floe-rest": "tick", "floor-rest": "floor_rest", "usual": "usual"}
+FLOORS = {"floe": "floor", "floe-rest": "floor-rest", "usual": "floor"}
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,7 @@ class Scenario:
     file_kb: float = 0
     connections: int = 0  # fan-out
     cold: bool = False
+    steady: bool = False  # many ticks at steady load, per load mode (bench/steady.py)
 
 
 SCENARIOS = {
@@ -44,6 +49,7 @@ SCENARIOS = {
         Scenario("1k-large", "1,000 files of 256 KiB", files=1000, file_kb=256),
         Scenario("fanout", "fan-out: connections in one process pool", files=1, connections=200),
         Scenario("cold", "cold start (idle path)", cold=True),
+        Scenario("steady", "steady load: warehouse cost per day, per load mode", steady=True),
     )
 }
 DEFAULT_SCENARIOS = ("idle", "1", "1k", "1k-corrupt", "fanout", "cold")
@@ -72,6 +78,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--snowpipe", choices=("auto", "engine", "instant"), default="auto")
     parser.add_argument("--cold-runs", type=int, default=5)
+    parser.add_argument(
+        "--steady-ticks",
+        type=int,
+        default=15,
+        help="ticks per steady run (default %(default)s: one 900 s settle interval)",
+    )
+    parser.add_argument("--steady-files", type=int, default=3, help="files per busy steady tick (default %(default)s)")
     parser.add_argument("--json", type=Path, default=Path("bench-results.json"), help="default: %(default)s")
     return parser.parse_args(argv)
 
@@ -87,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     rows: list[dict[str, Any]] = []
     cold: dict[str, Any] | None = None
+    steady: dict[str, Any] | None = None
     command = "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:])
 
     def document() -> dict[str, Any]:
@@ -97,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             "rows": rows,
             "cold_start": cold,
             "warehouse_per_day": _costs(rows, latency),
+            "steady": steady,
             "elapsed_s": time.perf_counter() - started,
         }
         out["targets"] = _targets(out)
@@ -113,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
                     before = harness.stats(org)
                     cold = coldstart.measure(env, org.connection.connection_id, args.cold_runs)
                     cold["snowflake"] = difference(before, harness.stats(org))
+                elif scenario.steady:
+                    steady = run_steady(harness, latency, args.steady_ticks, args.steady_files)
                 elif scenario.connections:
                     rows.append(_fanout(harness, scenario, args))
                 else:
@@ -126,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     print(render_costs(result["warehouse_per_day"]))
     print()
     print(render_targets(result["targets"]))
+    if steady:
+        print()
+        print(render_steady(steady))
     args.json.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(f"\nwritten: {args.json} ({result['elapsed_s']:.0f} s)", file=sys.stderr)
     return 0
@@ -139,17 +159,17 @@ def _scenario(harness: Harness, scenario: Scenario, args: argparse.Namespace) ->
             continue
         org = harness.onboard(f"{scenario.name}-{approach}")
         harness.put_files(org, files, corrupt_percent=scenario.corrupt_percent, file_kb=scenario.file_kb)
-        kind = "tick" if approach == "floe" else approach
+        env = {"FLOE_LOAD_MODE": "rest"} if approach == "floe-rest" else {}
         try:
-            results[approach] = harness.run(kind, org)
+            results[approach] = harness.run(KINDS[approach], org, env=env)
         except BenchFailed as error:  # reported, and the run goes on
             print(f"[bench] {scenario.name}/{approach} failed: {error}", file=sys.stderr, flush=True)
-    floor = results.get("floor", {"wall_s": 0.0, "s3": {}})
     rows = []
     for approach, result in results.items():
         row = {"scenario": scenario.name, "title": scenario.title, "approach": approach, **result}
         row["s3_requests"] = sum(result["s3"].values())
-        if approach != "floor":
+        if approach in FLOORS:
+            floor = results.get(FLOORS[approach], {"wall_s": 0.0, "s3": {}})
             row["wall_x_floor"] = _ratio(result["wall_s"], floor["wall_s"])
             row["s3_x_floor"] = _ratio(row["s3_requests"], sum(floor["s3"].values()))
         rows.append(row)
@@ -250,10 +270,15 @@ def _targets(document: dict[str, Any]) -> list[dict[str, Any]]:
             f"{cold['first_s3_s']:.3f} s vs {cold['boto3_import_s']:.3f} s = {cold['ratio_to_boto3']:.2f}x",
             cold["ratio_to_boto3"] < 1.5,
         )
-    busy = [r for (s, a), r in rows.items() if a == "floe" and s != "idle" and r["scenario"] != "fanout"]
+    busy = [r for (s, a), r in rows.items() if a in ("floe", "floe-rest") and s not in {"idle", "fanout"}]
     for row in busy:
         polls = row["snowflake"]["by_kind"].get("copy_history", 0)
         wh = row["snowflake"]["warehouse_statements"]
+        if row["approach"] == "floe-rest":
+            add(f"{row['scenario']} (REST): 0 warehouse statements", f"{wh}", wh == 0)
+            if row["scenario"] == "10k" and row.get("wall_x_floor") is not None:
+                add("10k (REST): wall <= 1.5x its floor", f"{row['wall_x_floor']:.2f}x", row["wall_x_floor"] <= 1.5)
+            continue
         add(
             f"{row['scenario']}: <= 1 warehouse statement per poll, <= 2 polls",
             f"{wh} warehouse statements, {polls} polls",

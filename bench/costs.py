@@ -73,3 +73,10 @@ def warehouse_day(
 def busy_pattern(busy_seconds: float, idle_seconds: float, busy_every: int, ticks: int = TICKS_PER_DAY) -> list[float]:
     """A day of ticks where every `busy_every`-th tick has files (0: none has)."""
     return [busy_seconds if busy_every and index % busy_every == 0 else idle_seconds for index in range(ticks)]
+
+
+def repeated(per_tick: Sequence[float], ticks: int = TICKS_PER_DAY) -> list[float]:
+    """A day of ticks that repeats a measured run of ticks (its per-tick warehouse seconds)."""
+    if not per_tick:
+        return [0.0] * ticks
+    return [per_tick[index % len(per_tick)] for index in range(ticks)]

@@ -229,7 +229,21 @@ def difference(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
         "by_kind": {kind: count for kind, count in sorted(kinds.items()) if count},
         "warehouse_statements": after["warehouse_statements"] - before["warehouse_statements"],
         "warehouse_resumes": after["warehouse_resumes"] - before["warehouse_resumes"],
+        "rest_requests": {
+            kind: count - before["rest_requests_by_kind"].get(kind, 0)
+            for kind, count in after["rest_requests_by_kind"].items()
+            if count != before["rest_requests_by_kind"].get(kind, 0)
+        },
     }
+
+
+def event_file_key(prefix: str, index: int) -> str:
+    """A key in the writer's layout for the current hour."""
+    return _key(prefix, datetime.now(UTC), index)
+
+
+def one_event_file() -> bytes:
+    return _event_file(datetime.now(UTC), 0)
 
 
 def _key(prefix: str, at: datetime, index: int) -> str:

@@ -103,3 +103,31 @@ def render_targets(targets: list[dict[str, Any]]) -> str:
     header = ["target", "measured", "met"]
     body = [[t["target"], str(t["measured"]), {True: "yes", False: "NO", None: "?"}[t["met"]]] for t in targets]
     return markdown(header, body)
+
+
+def render_steady(steady: dict[str, Any]) -> str:
+    """The steady scenario: per approach and mix, its counters and its XS credits per day."""
+    header = [
+        "approach",
+        "mix",
+        "ticks (busy)",
+        "wh stmts",
+        "resumes (stand-in, 60 s)",
+        "REST requests",
+        "XS credits/day (60 s)",
+        "XS credits/day (600 s)",
+    ]
+    body = [
+        [
+            r["approach"],
+            r["mix"],
+            f"{r['ticks']} ({r['busy_ticks']})",
+            str(r["warehouse_statements"]),
+            str(r["warehouse_resumes_standin"]),
+            _kinds(r["rest_requests"], {}) or "-",
+            f"{r['xs_credits_per_day']['60']:.2f}",
+            f"{r['xs_credits_per_day']['600']:.2f}",
+        ]
+        for r in steady["runs"]
+    ]
+    return markdown(header, body) + "\n\n" + render_targets(steady["targets"])

@@ -226,6 +226,68 @@ def floor(job: Job, channel: Channel) -> Result:
     }
 
 
+def floor_rest(job: Job, channel: Channel) -> Result:
+    """The REST mode's floor: list, insertFiles (5,000 paths a request), (Snowpipe loads), one
+    insertReport, dead-letter the failed files, delete everything settled in batches of 1,000. The
+    official client as it comes, no login, no planning, no retries, no checks."""
+    import boto3
+    from snowflake.ingest import SimpleIngestManager, StagedFile
+
+    from kernel import config
+    from kernel.secrets import read_credentials
+    from loader.snowpipe_rest import rest_pipe_name
+
+    settings = config.load()
+    connection, target = _connection_and_target(job["connection_id"], settings)
+    pem = read_credentials(connection.secret_ref, boto3.client("secretsmanager")).private_key_pem()
+    drainer = Drainer(channel, job["account"])
+    requests = AwsRequests()
+    with requests.recording():
+        started = time.perf_counter()
+        s3 = boto3.client("s3")
+        prefix = settings.live_prefix_for(connection.org_id)
+        keys = [
+            item["Key"]
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket, Prefix=prefix)
+            for item in page.get("Contents", [])
+        ]
+        endpoint = {"scheme": "http", "host": settings.snowflake_host, "port": settings.snowflake_port}
+        client = SimpleIngestManager(
+            account=connection.account,
+            user=connection.user,
+            pipe=rest_pipe_name(target.qualified_pipe),
+            private_key=pem,
+            **endpoint,
+        )
+        for start in range(0, len(keys), 5000):
+            client.ingest_files([StagedFile(k[len(prefix) :], None) for k in keys[start : start + 5000]])
+        if keys:
+            drainer()
+        files = client.get_history()["files"] if keys else []
+        status = {prefix + f["path"]: f["status"] for f in files}
+        loaded = [k for k in keys if status.get(k) == "LOADED"]
+        failed = [k for k in keys if status.get(k) in ("LOAD_FAILED", "PARTIALLY_LOADED")]
+        dead = settings.dead_letter_prefix_for(connection.org_id)
+        for key in failed:
+            copy_source: Any = {"Bucket": settings.bucket, "Key": key}
+            s3.copy_object(Bucket=settings.bucket, Key=f"{dead}objects/{key[len(prefix) :]}", CopySource=copy_source)
+        settled = loaded + failed
+        for start in range(0, len(settled), 1000):
+            batch: list[ObjectIdentifierTypeDef] = [{"Key": k} for k in settled[start : start + 1000]]
+            s3.delete_objects(Bucket=settings.bucket, Delete={"Objects": batch, "Quiet": True})
+        wall = time.perf_counter() - started
+    return {
+        "status": "ok",
+        "files": len(keys),
+        "events": sum(int(f.get("rowsInserted") or 0) for f in files),
+        "wall_s": wall - drainer.seconds,
+        "snowpipe_load_s": drainer.seconds,
+        "snowflake_s": 0.0,
+        "s3": requests.of("s3"),
+        "secret_reads": 0,
+    }
+
+
 # ---- the usual way: COPY INTO on the customer's warehouse, every run -------------------------------
 
 
@@ -325,6 +387,92 @@ def _fanout_tick(connection_id: str) -> Result:
     }
 
 
+# ---- steady load: many ticks, one simulated minute apart --------------------------------------------
+
+
+def steady(job: Job, channel: Channel) -> Result:
+    """`job["ticks"]` runs of one approach (`floe-refresh`, `floe-rest`: the tick; `usual`: COPY INTO),
+    files arriving before every `job["files_every"]`-th. Between runs a minute passes: the stand-in's
+    clock moves on 60 s (warehouse auto-suspend, insertReport's 10 minutes, loadHistoryScan's rate limit)
+    and so does the connection's last settle time (FLOE_SETTLE_INTERVAL). Per run: the stand-in's own
+    counters (warehouse statements and resumes, REST requests by kind) and the tick's AWS requests."""
+    from devstack.snowflake.control import StandInControl
+
+    control = StandInControl(job["control_url"])
+    account = job["account"]
+    per_tick: list[Result] = []
+    for index in range(job["ticks"]):
+        files = job["files_per_tick"] if index % job["files_every"] == 0 else 0
+        _put(job, files, index)
+        before = control.stats(account)
+        run = usual(job, channel) if job["approach"] == "usual" else _steady_tick(job, channel)
+        after = control.stats(account)
+        per_tick.append({**run, "files": files, **_counter_deltas(before, after)})
+        control.advance_clock(60)
+        _minute_passes(job["connection_id"])
+    return {"per_tick": per_tick}
+
+
+def _steady_tick(job: Job, channel: Channel) -> Result:
+    from kernel import config
+    from kernel.connections import open_store
+    from loader.handler import edges_for
+    from loader.tick import Deadline, run_tick
+
+    requests = AwsRequests()
+    settings = config.load()
+    with requests.recording(), open_store(settings.connections_dsn) as store:
+        edges = edges_for(settings, store, sleep=Drainer(channel, job["account"]))
+        report = run_tick(job["connection_id"], edges, Deadline.after(600))
+    return {
+        "status": report.status.value,
+        "files_loaded": report.files_loaded,
+        "s3": requests.of("s3"),
+        "secret_reads": sum(requests.of("secretsmanager").values()),
+    }
+
+
+def _put(job: Job, count: int, index: int) -> None:
+    import boto3
+
+    from bench.harness import event_file_key, one_event_file
+
+    s3 = boto3.client("s3")
+    body = one_event_file()
+    for number in range(count):
+        key = event_file_key(job["prefix"], index * 1000 + number)
+        s3.put_object(Bucket=job["bucket"], Key=key, Body=body)
+
+
+def _counter_deltas(before: dict[str, Any], after: dict[str, Any]) -> Result:
+    rest = {
+        kind: count - before["rest_requests_by_kind"].get(kind, 0)
+        for kind, count in after["rest_requests_by_kind"].items()
+        if count != before["rest_requests_by_kind"].get(kind, 0)
+    }
+    return {
+        "statements": after["statements"] - before["statements"],
+        "logins": after["logins"] - before["logins"],
+        "warehouse_statements": after["warehouse_statements"] - before["warehouse_statements"],
+        "warehouse_resumes": after["warehouse_resumes"] - before["warehouse_resumes"],
+        "rest_requests": rest,
+    }
+
+
+def _minute_passes(connection_id: str) -> None:
+    """The row's last settle time moves a minute back: to the settle gate, a minute passed."""
+    from dataclasses import replace
+    from datetime import timedelta
+
+    from kernel import config
+    from kernel.connections import open_store
+
+    with open_store(config.load().connections_dsn) as store:
+        row = store.get(connection_id)
+        if row.last_settled_at is not None:
+            store.save(replace(row, last_settled_at=row.last_settled_at - timedelta(seconds=60)))
+
+
 def _connection_and_target(connection_id: str, settings: Settings) -> tuple[Connection, Any]:
     from kernel.config import aws_account_id
     from kernel.connections import open_store
@@ -344,6 +492,8 @@ def _utc(epoch: float) -> Any:
 WORKERS: dict[str, Callable[[Job, Channel], Result]] = {
     "tick": tick,
     "floor": floor,
+    "floor_rest": floor_rest,
     "usual": usual,
     "fanout": fanout,
+    "steady": steady,
 }

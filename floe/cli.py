@@ -160,6 +160,9 @@ def _add_provision(commands: Commands) -> None:
     provision = commands.add_parser("provision", help="set up or bring up to date a connection's objects")
     provision.add_argument("--connection-id", required=True)
     provision.add_argument("--rotate-key", action="store_true", help="a new key pair, in two runs, with no gap")
+    provision.add_argument(
+        "--mode", choices=("refresh", "rest"), help="the connection's load mode (default: keep it, else FLOE_LOAD_MODE)"
+    )
     provision.set_defaults(command=_provision, interrupted=_lease_released("provision is idempotent: run it again"))
 
 
@@ -303,6 +306,7 @@ def read_description(path: Path) -> dict[str, Any]:
 
 
 def _provision(args: argparse.Namespace) -> int:
+    from kernel.config import LoadMode
     from provisioner.provision import ProvisionState, provision
 
     if args.rotate_key:
@@ -310,7 +314,8 @@ def _provision(args: argparse.Namespace) -> int:
     with connection_store() as (settings, store):
         store.get(args.connection_id)
         say(f"provisioning {args.connection_id}: key pair, IAM role, service login, integration, objects")
-        outcome = provision(args.connection_id, settings=settings, store=store)
+        mode = LoadMode(args.mode) if args.mode else None
+        outcome = provision(args.connection_id, settings=settings, store=store, mode=mode)
     print(outcome.summary())
     if outcome.state is ProvisionState.PENDING_CUSTOMER_SETUP:
         print("\nwaiting for the customer's admin: they run the setup script below in their Snowflake account,")

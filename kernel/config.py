@@ -6,6 +6,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import TypeVar
 from urllib.parse import urlparse
 
@@ -22,6 +23,13 @@ N = TypeVar("N", int, float)
 
 class ConfigError(FloeError):
     """A setting is missing or malformed; the message names the environment variable."""
+
+
+class LoadMode(StrEnum):
+    """How a connection tells Snowpipe about files and follows their loads (docs/architecture.md)."""
+
+    REFRESH = "refresh"  # ALTER PIPE … REFRESH; COPY_HISTORY (a warehouse) at most once per settle interval
+    REST = "rest"  # Snowpipe REST insertFiles / insertReport: no warehouse on the steady path
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,8 @@ class Settings:
     follow_seconds: float = 180.0
     stranded_after_seconds: float = 3600.0
     layout: str = DEFAULT_LAYOUT
+    load_mode: LoadMode = LoadMode.REFRESH
+    settle_interval_seconds: float = 900.0
 
     def live_prefix_for(self, org_id: str) -> str:
         return _org_prefix(self.live_prefix, org_id)
@@ -95,6 +105,8 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
             env, "FLOE_STRANDED_AFTER_SECONDS", defaults.stranded_after_seconds, 60, 6 * 86400
         ),
         layout=_layout(env.get("FLOE_LAYOUT", defaults.layout)),
+        load_mode=LoadMode(_choice(env, "FLOE_LOAD_MODE", tuple(LoadMode), defaults.load_mode)),
+        settle_interval_seconds=_float(env, "FLOE_SETTLE_INTERVAL", defaults.settle_interval_seconds, 0, 86400),
     )
     live_root = settings.live_prefix.split("{org_id}")[0]
     dead_root = settings.dead_letter_prefix.split("{org_id}")[0]

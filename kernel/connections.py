@@ -22,7 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, Self
 
-from kernel.config import ConfigError
+from kernel.config import ConfigError, LoadMode
 from kernel.errors import FloeError
 from kernel.identifiers import CONNECTION_ID_PATTERN, ORG_ID_PATTERN, identifier_problem
 from kernel.run_history import RETENTION, RunRecord
@@ -124,6 +124,8 @@ class Connection:
     # The database, schema and table `floe provision` last brought to ready (`target_names`): the tick
     # loads only there, so an edited row moves nothing until provision runs (docs/architecture.md).
     provisioned_target: str | None = None
+    load_mode: LoadMode | None = None  # None: the deployment's FLOE_LOAD_MODE
+    last_settled_at: datetime | None = None  # REFRESH mode: when a tick last read COPY_HISTORY and settled
 
     def __post_init__(self) -> None:
         _check_pattern("connection_id", self.connection_id, CONNECTION_ID_PATTERN)
@@ -141,6 +143,14 @@ class Connection:
             _check_text("template_version", self.template_version, TEMPLATE_VERSION_MAX)
         if self.provisioned_target is not None and _names_of(self.provisioned_target) is None:
             raise InvalidConnection("provisioned_target", "must be a JSON list of database, schema and table")
+        if self.load_mode is not None:
+            object.__setattr__(self, "load_mode", _parse_load_mode(self.load_mode))
+        if self.last_settled_at is not None and not isinstance(self.last_settled_at, datetime):
+            raise InvalidConnection("last_settled_at", "must be a datetime or None")
+
+    def mode(self, default: LoadMode) -> LoadMode:
+        """The connection's own load mode, else the deployment's."""
+        return self.load_mode or default
 
     @property
     def target_names(self) -> str:
@@ -184,6 +194,12 @@ def _check_identifier(field: str, value: object) -> None:
         raise InvalidConnection(field, problem)
 
 
+def _parse_load_mode(value: object) -> LoadMode:
+    if isinstance(value, str) and value in tuple(LoadMode):
+        return LoadMode(value)
+    raise InvalidConnection("load_mode", f"must be one of {', '.join(LoadMode)}")
+
+
 def _parse_status(value: object) -> ConnectionStatus:
     if isinstance(value, str) and value in _STATUS_BY_VALUE:
         return _STATUS_BY_VALUE[value]
@@ -208,6 +224,8 @@ class ConnectionStore(Protocol):
     def list(self, active_only: bool = False) -> builtins.list[Connection]: ...
     def set_template_version(self, connection_id: str, version: str, lease: Lease) -> None: ...
     def set_provisioned_target(self, connection_id: str, names: str) -> None: ...
+    def set_load_mode(self, connection_id: str, mode: LoadMode | None) -> None: ...
+    def set_last_settled(self, connection_id: str, at: datetime, lease: Lease) -> None: ...
     def set_status(self, connection_id: str, status: ConnectionStatus | str, detail: str | None = None) -> None: ...
     def set_active(self, connection_id: str, active: bool) -> None: ...
     def remove(self, connection_id: str) -> None: ...
@@ -334,6 +352,13 @@ _MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             "CREATE INDEX runs_connection_completed ON runs (connection_id, completed_at)",
         ),
     ),
+    (
+        4,
+        (
+            "ALTER TABLE connections ADD COLUMN load_mode TEXT CHECK (load_mode IN ('refresh', 'rest'))",
+            "ALTER TABLE connections ADD COLUMN last_settled_at {d.timestamp}",
+        ),
+    ),
 )
 _RUN_COLUMNS = tuple(field.name for field in fields(RunRecord))
 
@@ -387,9 +412,11 @@ class _SqlStore(ABC):
             )
             if self._migration_lock:
                 self._query(self._migration_lock)
-            current = self.schema_version()
+            # Each missing version, not only those above the highest: versions are numbered by branch
+            # and may be merged out of order.
+            applied = {int(row[0]) for row in self._query("SELECT version FROM schema_version")}
             for version, statements in _MIGRATIONS:
-                if version > current:
+                if version not in applied:
                     for statement in statements:
                         self._query(statement.format(d=d))
                     self._query(f"INSERT INTO schema_version VALUES (?, {d.now})", (version,))
@@ -419,7 +446,7 @@ class _SqlStore(ABC):
         rows = self._write(
             f"INSERT INTO connections ({_COLUMNS}) VALUES ({_PLACEHOLDERS}) "
             "ON CONFLICT (connection_id) DO NOTHING RETURNING connection_id",
-            _row_of(connection),
+            _row_of(connection, self._dialect),
         )
         if not rows:
             raise DuplicateConnection(connection.connection_id)
@@ -429,7 +456,7 @@ class _SqlStore(ABC):
         self._write(
             f"INSERT INTO connections ({_COLUMNS}) VALUES ({_PLACEHOLDERS}) "
             f"ON CONFLICT (connection_id) DO UPDATE SET {_UPSERT_SET}",
-            _row_of(connection),
+            _row_of(connection, self._dialect),
         )
 
     def get(self, connection_id: str) -> Connection:
@@ -520,6 +547,30 @@ class _SqlStore(ABC):
         if not rows:
             raise UnknownConnection(connection_id)
 
+    def set_load_mode(self, connection_id: str, mode: LoadMode | None) -> None:
+        """The connection's own load mode; None: the deployment's FLOE_LOAD_MODE. Takes effect at the next tick."""
+        value = None if mode is None else _parse_load_mode(mode).value
+        rows = self._write(
+            "UPDATE connections SET load_mode = ? WHERE connection_id = ? RETURNING connection_id",
+            (value, connection_id),
+        )
+        if not rows:
+            raise UnknownConnection(connection_id)
+
+    def set_last_settled(self, connection_id: str, at: datetime, lease: Lease) -> None:
+        """Record when the tick last settled from COPY_HISTORY, fenced like `set_template_version`."""
+        if lease.connection_id != connection_id:
+            raise LeaseLost("the lease belongs to another connection")
+        rows = self._write(
+            "UPDATE connections SET last_settled_at = ? "
+            "WHERE connection_id = ? AND lease_owner = ? AND lease_token = ? "
+            f"AND lease_expires_at > {self._dialect.now} RETURNING connection_id",
+            (_db_time(at, self._dialect), connection_id, lease.owner, lease.token),
+        )
+        if not rows:
+            self._require(connection_id)
+            raise LeaseLost(f"lease {lease.token} on {connection_id!r} is no longer current")
+
     # -- lease ----------------------------------------------------------------------------------------
 
     def acquire_lease(self, connection_id: str, owner: str, ttl: timedelta) -> Lease | None:
@@ -556,9 +607,19 @@ class _SqlStore(ABC):
             raise UnknownConnection(connection_id)
 
 
-def _row_of(connection: Connection) -> tuple[object, ...]:
-    # Plain str for the status: drivers need not know the enum.
-    return tuple(connection.status.value if name == "status" else getattr(connection, name) for name in _FIELDS)
+def _row_of(connection: Connection, dialect: _Dialect) -> tuple[object, ...]:
+    values = {name: getattr(connection, name) for name in _FIELDS}
+    # Plain str for the enums: drivers need not know them.
+    values["status"] = connection.status.value
+    values["load_mode"] = connection.load_mode.value if connection.load_mode else None
+    if connection.last_settled_at is not None:
+        values["last_settled_at"] = _db_time(connection.last_settled_at, dialect)
+    return tuple(values.values())
+
+
+def _db_time(at: datetime, dialect: _Dialect) -> object:
+    """A datetime as the `timestamp` column holds it (SQLite: REAL Unix seconds)."""
+    return at.timestamp() if dialect is _SQLITE else at.astimezone(UTC)
 
 
 def _run_of(row: Sequence[Any]) -> RunRecord:
@@ -571,6 +632,8 @@ def _run_of(row: Sequence[Any]) -> RunRecord:
 def _connection_of(row: Sequence[Any]) -> Connection:
     values = dict(zip(_FIELDS, row, strict=True))
     values["active"] = bool(values["active"])  # SQLite stores 0/1
+    if values["last_settled_at"] is not None:
+        values["last_settled_at"] = _utc_datetime(values["last_settled_at"])
     return Connection(**values)
 
 

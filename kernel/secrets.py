@@ -38,6 +38,17 @@ class SnowflakeCredentials:
             return {"authenticator": "SNOWFLAKE_JWT", "private_key": self.private_key}
         return {"password": self.password}
 
+    def private_key_pem(self) -> str | None:
+        """The key as unencrypted PKCS#8 PEM text, the form snowflake-ingest signs with (the connector
+        takes DER); None for a password."""
+        if self.private_key is None:
+            return None
+        key = serialization.load_der_private_key(self.private_key, password=None)
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        return pem.decode()
+
     def __repr__(self) -> str:
         kind = "key pair" if self.private_key is not None else "password"
         return f"SnowflakeCredentials(<{kind}, redacted>)"

@@ -77,7 +77,8 @@ def open_session(
     try:
         return snowflake.connector.connect(**arguments)
     except snowflake.connector.errors.Error as error:
-        raise as_snowflake_error(error, f"login to Snowflake account {connection.account!r}") from None
+        doing = f"connection {connection.connection_id}: login to Snowflake account {connection.account!r}"
+        raise as_snowflake_error(error, doing) from None
 
 
 def query(session: SnowflakeConnection, sql: str, timeout_seconds: int | None = None) -> list[dict[str, Any]]:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from kernel import config, logs, render
+from kernel.config import LoadMode
 from kernel.connections import ConnectionStatus
 from kernel.dsn import open_configured_store
 from kernel.render import Target
@@ -136,14 +137,18 @@ def provision(
     settings: Settings | None = None,
     store: ConnectionStore | None = None,
     owner: str = "floe-provision",
+    mode: LoadMode | None = None,
 ) -> ProvisionOutcome:
     """Set up (or bring up to date) everything the connection needs; see the module docstring.
+    `mode` sets the connection's own load mode (else it keeps its own, or the deployment's default).
 
     A pipe that must be re-created is left to the loader's next tick: only the tick knows whether the
     old pipe's files are settled (re-creating it forgets its load history).
     """
     settings = settings or config.load()
     with store_for(settings, store) as connections:
+        if mode is not None:
+            connections.set_load_mode(connection_id, mode)
         connection = connections.get(connection_id)
         target = Target.from_connection(connection, settings, config.aws_account_id(settings))
         lease = connections.acquire_lease(connection_id, owner, timedelta(seconds=settings.lease_seconds))

@@ -9,9 +9,10 @@ USE ROLE ACCOUNTADMIN;
 
 -- The role Floe's service user works as. Floe creates the file format, table, stage and pipe with
 -- this role, so the role owns them, and ownership already includes SELECT and INSERT on the table
--- and MONITOR and OPERATE on the pipe. If you create the table yourself, also grant SELECT and
--- INSERT on it to this role.
-{# §1 (REFRESH: OPERATE, SELECT/INSERT), §2 (PIPE_STATUS: OWNERSHIP or MONITOR), §5 (CREATE PIPE needs SELECT/INSERT on the table) #}
+-- and MONITOR and OPERATE on the pipe (OPERATE to submit files, by REFRESH or Snowpipe's REST
+-- insertFiles; MONITOR to read their load status). If you create the table yourself, also grant
+-- SELECT and INSERT on it to this role.
+{# §1 (REFRESH: OPERATE, SELECT/INSERT), §2 (PIPE_STATUS: OWNERSHIP or MONITOR), §3 (REST: insertFiles OPERATE, insertReport/loadHistoryScan MONITOR), §5 (CREATE PIPE needs SELECT/INSERT on the table) #}
 CREATE ROLE IF NOT EXISTS {{ target.role | ident }};
 
 -- Under SYSADMIN, as Snowflake recommends for custom roles, so your administrators can pause, inspect
@@ -60,6 +61,9 @@ CREATE USER IF NOT EXISTS {{ target.user | ident }}
   RSA_PUBLIC_KEY = {{ public_key | literal }}
   DEFAULT_ROLE = {{ target.role | ident }}
   DEFAULT_WAREHOUSE = {{ target.warehouse | ident }};
--- If the user already existed, install this key on it.
+-- If the user already existed, install this key and this role as its default: Snowpipe's REST API
+-- (Floe's REST load mode) runs as the user's default role, so that role must be the pipe's owner.
+{# §3 (data-load-snowpipe-rest-overview: "The user should be created with this role as its default role") #}
 ALTER USER {{ target.user | ident }} SET RSA_PUBLIC_KEY = {{ public_key | literal }};
+ALTER USER {{ target.user | ident }} SET DEFAULT_ROLE = {{ target.role | ident }};
 GRANT ROLE {{ target.role | ident }} TO USER {{ target.user | ident }};

@@ -118,7 +118,16 @@ def test_nothing_but_the_faces_imports_devstack_internals_or_bench(package: str)
 def test_the_idle_path_imports_no_busy_path_dependency() -> None:
     """The handler and the idle tick leave the connector, jinja2, tenacity, secrets and provisioning to
     the busy path (`loader.deliver`), so an idle cold start pays for none of them."""
-    heavy = ["snowflake.connector", "jinja2", "tenacity", "kernel.secrets", "provisioner", "loader.deliver"]
+    heavy = [
+        "snowflake.connector",
+        "snowflake.ingest",
+        "jinja2",
+        "tenacity",
+        "kernel.secrets",
+        "provisioner",
+        "loader.deliver",
+        "loader.snowpipe_rest",
+    ]
     code = f"import sys, loader.handler; print([m for m in {heavy!r} if m in sys.modules])"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert loaded.stdout.strip() == "[]"

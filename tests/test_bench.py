@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.costs import busy_pattern, warehouse_day
+from bench.costs import LatencyModel, busy_pattern, warehouse_day
+from bench.steady import summarise, targets
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,7 +32,12 @@ def test_the_smallest_scenarios_run_and_print_one_table(tmp_path: Path) -> None:
     assert "XS credits/day" in done.stdout
     document = json.loads(output.read_text())
     rows = {(r["scenario"], r["approach"]): r for r in document["rows"]}
-    assert set(rows) == {(s, a) for s in ("idle", "1") for a in ("floe", "floor", "usual")}
+    approaches = ("floe", "floor", "floe-rest", "floor-rest", "usual")
+    assert set(rows) == {(s, a) for s in ("idle", "1") for a in approaches}
+    rest = rows[("1", "floe-rest")]
+    assert (rest["files"], rest["events"], rest["status"]) == (1, 1, "ok")
+    assert rest["snowflake"]["warehouse_statements"] == 0
+    assert rest["snowflake"]["rest_requests"] == {"insertFiles": 1, "insertReport": 1}
     idle, one = rows[("idle", "floe")], rows[("1", "floe")]
     assert (idle["snowflake"]["statements"], idle["snowflake"]["logins"], idle["secret_reads"]) == (0, 0, 0)
     assert idle["s3"] == {"ListObjectsV2": 1}
@@ -59,3 +65,34 @@ def test_sparse_use_resumes_each_time_once_auto_suspend_is_shorter_than_the_gap(
     assert day.resumes == 144
     assert day.billed_seconds == pytest.approx(144 * 60.2)
     assert warehouse_day(busy_pattern(0.2, 0.0, 0), auto_suspend=60).billed_seconds == 0
+
+
+def _tick(files: int, warehouse: int, status: str = "ok", **rest: int) -> dict[str, object]:
+    return {
+        "files": files,
+        "status": status,
+        "statements": warehouse,
+        "logins": 1 if files else 0,
+        "warehouse_statements": warehouse,
+        "warehouse_resumes": min(warehouse, 1),
+        "rest_requests": rest,
+        "s3": {"ListObjectsV2": 1},
+        "secret_reads": 1 if files else 0,
+    }
+
+
+def test_steady_costs_repeat_the_measured_ticks_over_a_day() -> None:
+    latency = LatencyModel(statement_seconds=0.15, login_seconds=0.6)
+    # REFRESH: one settle (a COPY_HISTORY) per 15 one-minute ticks; the others only REFRESH.
+    refresh = summarise("floe-refresh", "every tick has files", [_tick(3, 1)] + [_tick(3, 0)] * 14, latency)
+    assert refresh["resumes_per_day"] == {"60": 96, "600": 96}
+    assert refresh["xs_credits_per_day"]["60"] == pytest.approx(96 * 60.15 / 3600, abs=0.01)
+    rest = summarise("floe-rest", "every tick has files", [_tick(3, 0, insertFiles=1, insertReport=1)] * 15, latency)
+    assert rest["xs_credits_per_day"] == {"60": 0.0, "600": 0.0}
+    assert rest["rest_floor"] == {"insertFiles": 15, "insertReport": 15}
+    usual = summarise("usual", "every tick has files", [_tick(3, 1)] * 15, latency)
+    assert usual["xs_credits_per_day"]["60"] == pytest.approx(24.0, abs=0.01)
+    idle = summarise("floe-rest", "1 tick in 10 has files", [_tick(0, 0, status="idle")] * 9, latency)
+    assert idle["idle_tick"] == {"lists": 1, "statements": 0, "rest_requests": 0, "secret_reads": 0}
+    met = {t["target"]: t["met"] for t in targets([refresh, rest, usual])}
+    assert all(met.values()), met

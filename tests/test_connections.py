@@ -15,7 +15,7 @@ import pytest
 
 from devstack.postgres import PostgresStartError, TemporaryPostgres, scratch_schema
 from kernel import connections
-from kernel.config import ConfigError
+from kernel.config import ConfigError, LoadMode
 from kernel.connections import (
     DEFAULT_FILE_FORMAT,
     LATEST_SCHEMA_VERSION,
@@ -24,6 +24,7 @@ from kernel.connections import (
     ConnectionStore,
     DuplicateConnection,
     InvalidConnection,
+    LeaseLost,
     PostgresStore,
     SqliteStore,
     UnknownConnection,
@@ -361,3 +362,47 @@ def test_scratch_schema_isolates_and_drops(pg_dsn: str) -> None:
         assert schema.startswith("iso_")
     with psycopg.connect(pg_dsn) as conn:
         assert conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone() is None
+
+
+# -- migration 4: load mode and last settle time -------------------------------------------------------
+
+
+def test_load_mode_defaults_to_the_deployment_and_can_be_set_per_connection(store: ConnectionStore) -> None:
+    store.add(make_connection())
+    assert store.get("c-1").load_mode is None
+    assert store.get("c-1").mode(LoadMode.REFRESH) is LoadMode.REFRESH
+    store.set_load_mode("c-1", LoadMode.REST)
+    assert store.get("c-1").mode(LoadMode.REFRESH) is LoadMode.REST
+    with pytest.raises(InvalidConnection, match="load_mode"):
+        make_connection(load_mode="copy")
+
+
+def test_last_settled_is_written_only_under_the_current_lease(store: ConnectionStore) -> None:
+    store.add(make_connection())
+    lease = store.acquire_lease("c-1", "run-a", timedelta(minutes=5))
+    assert lease is not None
+    at = datetime(2026, 12, 2, 10, 0, 0, 500000, tzinfo=UTC)
+    store.set_last_settled("c-1", at, lease)
+    settled = store.get("c-1").last_settled_at
+    assert settled is not None
+    assert abs((settled - at).total_seconds()) < 0.01
+    store.release_lease(lease)
+    with pytest.raises(LeaseLost):
+        store.set_last_settled("c-1", at + timedelta(hours=1), lease)
+    store.save(store.get("c-1"))  # a row read and saved back keeps its settle time
+    assert store.get("c-1").last_settled_at == settled
+
+
+def test_migrate_applies_a_missing_version_below_the_highest(
+    store: ConnectionStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Versions are numbered per branch and merged out of order: each missing one still applies."""
+    assert store.schema_version() == 4
+    store.add(make_connection())
+    merged_later = (2, ("UPDATE connections SET status_detail = status_detail || 'x'",))
+    monkeypatch.setattr("kernel.connections._MIGRATIONS", (*connections._MIGRATIONS, merged_later))
+    store.set_status("c-1", ConnectionStatus.PENDING_CUSTOMER_SETUP, "")
+    store.migrate()
+    store.migrate()  # applied once only
+    assert store.get("c-1").status_detail == "x"
+    assert store.schema_version() == 4

@@ -16,7 +16,7 @@ import pytest
 import snowflake.connector
 
 from kernel import render
-from kernel.config import Settings
+from kernel.config import LoadMode, Settings
 from kernel.connections import Connection, ConnectionStatus, ConnectionStore, open_store
 from kernel.render import Target
 from kernel.secrets import read_credentials
@@ -171,6 +171,17 @@ def test_provision_waits_for_the_customer_then_sets_everything_up(
     assert row.status is ConnectionStatus.READY
     assert (row.provisioned_target, row.target_moved) == (connection.target_names, False)
     assert row.template_version == render.template_version(Target.from_connection(row, settings, "123456789012"))
+
+
+def test_provision_sets_the_load_mode_only_when_asked(
+    store: ConnectionStore, standin: StandIn, settings: Settings
+) -> None:
+    connection = set_up(store, standin, settings, "acme")
+    assert store.get(connection.connection_id).load_mode is None  # the deployment's FLOE_LOAD_MODE
+    provision(connection.connection_id, settings=settings, store=store, mode=LoadMode.REST)
+    assert store.get(connection.connection_id).load_mode is LoadMode.REST
+    provision(connection.connection_id, settings=settings, store=store)
+    assert store.get(connection.connection_id).load_mode is LoadMode.REST
 
 
 def test_a_second_run_changes_nothing_and_says_so(store: ConnectionStore, standin: StandIn, settings: Settings) -> None:

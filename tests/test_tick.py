@@ -30,6 +30,7 @@ EVENTS_PER_FILE = 10
 
 @dataclass
 class World:
+    mode: str  # FLOE_LOAD_MODE: every acceptance test runs in both modes
     standin: StandIn
     core: CoreReceiver
     settings: config.Settings
@@ -59,9 +60,17 @@ def keys(bucket: str, prefix: str) -> list[str]:
     return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
 
 
-@pytest.fixture
-def world(standin: StandIn, core_api: CoreReceiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
+@pytest.fixture(params=["refresh", "rest"])
+def world(
+    request: pytest.FixtureRequest,
+    standin: StandIn,
+    core_api: CoreReceiver,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> World:
     environment = {
+        "FLOE_LOAD_MODE": request.param,
+        "FLOE_SETTLE_INTERVAL": "0",  # REFRESH settles every tick here; test_settle_interval.py covers the gate
         "FLOE_CONNECTIONS_DSN": f"sqlite:///{tmp_path}/connections.db",
         "FLOE_SNOWFLAKE_HOST": standin.host,
         "FLOE_SNOWFLAKE_PORT": str(standin.port),
@@ -81,7 +90,7 @@ def world(standin: StandIn, core_api: CoreReceiver, tmp_path: Path, monkeypatch:
         b = onboard("globex", "GLOBEX_ACCOUNT", standin=standin, settings=settings, store=store)
     for account in ("ACME_ACCOUNT", "GLOBEX_ACCOUNT"):
         standin.control.configure(account, load_delay_seconds=0.05)  # Snowpipe loads in the background
-    return World(standin, core_api, settings, a, b)
+    return World(request.param, standin, core_api, settings, a, b)
 
 
 def test_each_organisation_receives_only_its_own_events(world: World) -> None:
@@ -113,9 +122,10 @@ def test_one_warm_process_serving_both_in_turn_keeps_them_apart(world: World) ->
     # METADATA$FILENAME is the path relative to the stage, which is the organisation's own prefix.
     assert {row[0].rsplit("/", 1)[-1] for row in world.rows(world.a)} == {"a-0.json.gz", "a-1.json.gz"}
     assert {row[0].rsplit("/", 1)[-1] for row in world.rows(world.b)} == {"b-0.json.gz", "b-1.json.gz"}
-    for account, user in (("ACME_ACCOUNT", "FLOE_LOADER"), ("GLOBEX_ACCOUNT", "FLOE_LOADER")):
-        tagged = [s for s in world.standin.control.statements(account) if s["kind"] == "refresh_pipe"]
-        assert len(tagged) == 2, (account, user)
+    for account in ("ACME_ACCOUNT", "GLOBEX_ACCOUNT"):
+        refreshes = [s for s in world.standin.control.statements(account) if s["kind"] == "refresh_pipe"]
+        inserts = world.standin.control.stats(account)["rest_requests_by_kind"].get("insertFiles", 0)
+        assert (len(refreshes), inserts) == ((2, 0) if world.mode == "refresh" else (0, 2)), account
 
 
 def test_a_corrupt_file_is_dead_lettered_with_its_reason_while_its_neighbours_load(world: World) -> None:
@@ -163,6 +173,10 @@ def test_a_suspended_warehouse_without_auto_resume_fails_clearly_and_loses_nothi
     a_file = world.write(world.a, "a")
     world.write(world.b, "b")
     report = world.tick(world.a)
+    if world.mode == "rest":  # the steady path needs no warehouse at all
+        assert (report["status"], report["files_loaded"]) == ("ok", 1)
+        assert world.standin.control.stats("ACME_ACCOUNT")["warehouse_resumes"] == 0
+        return
     assert report["status"] == "error"
     assert "COMPUTE_WH" in report["error"] or "warehouse" in report["error"].lower()
     assert world.live_keys(world.a) == [a_file]
@@ -179,8 +193,12 @@ def test_a_revoked_key_stops_the_run_before_anything_moves(world: World) -> None
     report = world.tick(world.a)
     assert report["status"] == "error"
     assert "390144" in report["error"] or "JWT" in report["error"]
+    assert world.a.connection_id in report["error"]
     assert world.live_keys(world.a) == [a_file]
-    assert world.standin.control.stats("ACME_ACCOUNT")["statements_by_kind"].get("refresh_pipe", 0) == 0
+    stats = world.standin.control.stats("ACME_ACCOUNT")
+    assert stats["statements_by_kind"].get("refresh_pipe", 0) == 0
+    assert stats["rest_requests_by_kind"] == {}
+    assert world.tick(world.b)["files_loaded"] == 0  # the other organisation goes on (its prefix is empty)
 
 
 def test_network_failures_are_retried_or_reported_and_lose_nothing(world: World) -> None:
@@ -254,7 +272,7 @@ def test_every_aws_call_of_a_tick_is_one_the_lambda_role_allows(world: World, mo
         assert world.tick(world.a)["files_dead_lettered"] == 1
         monkeypatch.setattr("loader.plan.RESTAGE_AFTER", timedelta(0))  # every file looks old: re-stage path
         world.write(world.a, "old")
-        assert world.tick(world.a)["files_restaged"] == 1
+        assert world.tick(world.a)["files_restaged"] == (1 if world.mode == "refresh" else 0)  # REST: no window
     finally:
         boto3.DEFAULT_SESSION.events.unregister("before-parameter-build", record)
     operations = {(service, operation) for service, operation, _ in calls}

@@ -6,6 +6,7 @@ tick writes the resulting `Delivery` into its report.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -14,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 from tenacity import Retrying, retry_if_result, wait_exponential
 
 from kernel import snowflake_session
-from kernel.config import aws_account_id
+from kernel.config import LoadMode, aws_account_id
+from kernel.connections import LeaseLost
 from kernel.errors import FloeError
 from kernel.render import PROVISION_KINDS, Target, template_version
 from kernel.secrets import read_credentials
@@ -24,15 +26,19 @@ from loader.plan import (
     Decision,
     FilePlan,
     LiveFile,
+    LoadRecord,
+    LoadStatus,
     found_in_table,
     history_start,
     latest_records,
     needs_history_first,
     plan_files,
+    settle_due,
     stranded,
     unsettled,
 )
 from loader.snowpipe import RefreshSubmitter, Snowpipe
+from loader.snowpipe_rest import REPORT_WINDOW, RestPipe, Submission
 from loader.tick import Deadline, Edges, Work
 from provisioner.provision import ProvisionState, apply_objects, deferred, plan_objects
 
@@ -102,7 +108,11 @@ def deliver(work: Work, edges: Edges, deadline: Deadline) -> Delivery:
     try:
         if warning := _keep_current(work, pipe, edges):
             delivery.warnings.append(warning)
-        _load(delivery, work, pipe, edges, deadline)
+        if connection.mode(settings.load_mode) is LoadMode.REST:
+            rest = RestPipe(connection, credentials, settings, target, deadline)
+            _load_rest(delivery, work, pipe, edges, deadline, rest=rest)
+        else:
+            _load(delivery, work, pipe, edges, deadline)
     except OutOfTime as stop:
         _stopped(delivery, work, stop)
     finally:
@@ -154,24 +164,51 @@ def _old_pipe_busy(pipe: Snowpipe, files: list[LiveFile], now: datetime) -> bool
 
 def _load(delivery: Delivery, work: Work, pipe: Snowpipe, edges: Edges, deadline: Deadline) -> None:
     files, storage = work.files, work.storage
-    batch = {"run_id": work.run_id, "connection_id": work.connection.connection_id, "organisation_id": work.org_id}
     now = edges.now()
     history = latest_records(pipe.history(history_start(files, now))) if needs_history_first(files, now) else {}
     plans = plan_files(files, history, now)
     # Loaded files Snowpipe forgot are settled before the step that would load them again.
-    plans = _settle_early(delivery, batch, storage, plans, _loaded_beyond_history(pipe, plans, now))
+    plans = _settle_early(delivery, _batch(work), storage, plans, _loaded_beyond_history(pipe, plans, now))
     delivery.files_restaged = _restage(plans, storage)
-    plans = _settle_early(delivery, batch, storage, plans, _loaded_before_pipe(pipe, plans))
+    plans = _settle_early(delivery, _batch(work), storage, plans, _loaded_before_pipe(pipe, plans))
     files = [p.file for p in plans]
     to_send = [p.file for p in plans if p.decision is Decision.SEND]
     sent = RefreshSubmitter(pipe, work.layout.fixed_head).submit(to_send)
     delivery.files_sent = len(sent)
+    if not _settling(work, edges, files, now):
+        delivery.settlement.files_in_flight = len(files)  # REFRESH queued them; a later tick settles
+        return
     plans = _follow(pipe, files, sent, edges, deadline)
+    _finish(delivery, work, plans, pipe, edges, sent=sent)
+    _record_settled(work, edges, now)
+
+
+def _finish(
+    delivery: Delivery, work: Work, plans: list[FilePlan], pipe: Snowpipe, edges: Edges, *, sent: frozenset[str]
+) -> None:
+    """Both modes' last step: the pipe's status only if something is off, stranded files, then settle."""
     try:
         plans = _check_pipe(delivery, pipe, plans, sent, edges)
     except OutOfTime as stop:  # what follow found still settles: it needs S3 only
         delivery.out_of_time = str(stop)
-    delivery.settlement.add(_settle(batch, plans, storage))
+    delivery.settlement.add(_settle(_batch(work), plans, work.storage))
+
+
+def _batch(work: Work) -> dict[str, str]:
+    return {"run_id": work.run_id, "connection_id": work.connection.connection_id, "organisation_id": work.org_id}
+
+
+def _settling(work: Work, edges: Edges, files: list[LiveFile], now: datetime) -> bool:
+    """REFRESH needs no warehouse, COPY_HISTORY does: settle only every FLOE_SETTLE_INTERVAL seconds."""
+    interval = timedelta(seconds=edges.settings.settle_interval_seconds)
+    return settle_due(files, work.connection.last_settled_at, now, interval)
+
+
+def _record_settled(work: Work, edges: Edges, at: datetime) -> None:
+    """On the row, fenced by the lease: the tick is stateless but for its connection row. Only the
+    warehouse's cost depends on it, so a lost lease is no reason to fail a run that settled."""
+    with contextlib.suppress(LeaseLost):
+        edges.store.set_last_settled(work.connection.connection_id, at, work.lease)
 
 
 def _check_pipe(
@@ -334,3 +371,100 @@ def _manifest(batch: dict[str, str], entries: list[DeadLetterEntry]) -> dict[str
         "dead_lettered_at": datetime.now(UTC).isoformat(),
         "files": [entry.__dict__ for entry in entries],
     }
+
+
+# -- REST mode ----------------------------------------------------------------------------------------
+
+
+def _load_rest(
+    delivery: Delivery, work: Work, pipe: Snowpipe, edges: Edges, deadline: Deadline, *, rest: RestPipe
+) -> None:
+    """insertFiles, then insertReport until the queued files are terminal; loadHistoryScan only to catch
+    up. No warehouse: COPY_HISTORY, SYSTEM$PIPE_STATUS and the table's lineage stay on the rare paths
+    (a re-created pipe, files stuck or stranded). No 7-day window either, so nothing is re-staged."""
+    files, now = work.files, edges.now()
+    # A file older than insertReport's memory may have been submitted by an earlier tick: learn its
+    # outcome before submitting it again. The steady state (only young files) skips this.
+    known = _catch_up(rest, files, now) if any(now - f.last_modified >= REPORT_WINDOW for f in files) else None
+    plans = plan_files(files, known or {}, now)
+    plans = _settle_early(delivery, _batch(work), work.storage, plans, _loaded_before_pipe(pipe, plans))
+    files = [p.file for p in plans]
+    submission = rest.submit([p.file for p in plans if p.decision is Decision.SEND])
+    delivery.files_sent = len(submission.sent)
+    if submission.rejected:
+        delivery.warnings.append(_rejected(submission))
+    if submission.sent or known is None:
+        plans = _follow_rest(rest, files, known or {}, edges, deadline, submitted=bool(submission.sent))
+    _finish(delivery, work, plans, pipe, edges, sent=submission.sent)
+
+
+def _catch_up(rest: RestPipe, files: list[LiveFile], now: datetime) -> dict[str, LoadRecord]:
+    """The report (last 10 minutes), then one loadHistoryScan if the report lost events or does not
+    know a file older than its window. If the scan is refused (rate limit), such files are submitted
+    again: the pipe's 14-day load metadata skips any it loaded (docs/snowflake-facts.md §1, §3)."""
+    report = rest.report()
+    records = report.records
+    unknown_old = [f for f in files if now - f.last_modified >= REPORT_WINDOW and f.key not in records]
+    if not report.complete or unknown_old:
+        records = _merged(records, rest.scan(history_start(unknown_old or files, now)) or {})
+    return records
+
+
+def _follow_rest(
+    rest: RestPipe,
+    files: list[LiveFile],
+    known: dict[str, LoadRecord],
+    edges: Edges,
+    outer: Deadline,
+    *,
+    submitted: bool,
+) -> list[FilePlan]:
+    """Poll insertReport (one request per poll, each returning only what changed) with backoff until no
+    queued file is still loading, or the budget runs out. A submitted file no report names was skipped
+    by the pipe's load metadata (loaded or queued before): it is not waited for. A report that lost
+    events is completed by the tick's one loadHistoryScan."""
+    settings = edges.settings
+    deadline = outer.within(Deadline.after(settings.follow_seconds))
+    records, complete = dict(known), True
+    if submitted:
+        edges.sleep(max(0.0, min(settings.poll_first_seconds, deadline.remaining() - settings.time_margin_seconds)))
+
+    def poll() -> list[FilePlan]:
+        nonlocal records, complete
+        report = rest.report()
+        records, complete = _merged(records, report.records), complete and report.complete
+        return plan_files(files, records, edges.now())
+
+    def out_of_time(state: RetryCallState) -> bool:
+        return deadline.remaining() - (state.upcoming_sleep or 0.0) < settings.time_margin_seconds
+
+    retrying = Retrying(
+        sleep=edges.sleep,
+        retry=retry_if_result(lambda plans: bool(unsettled(plans))),
+        wait=wait_exponential(multiplier=settings.poll_first_seconds or 0.1, max=settings.poll_max_seconds),
+        stop=out_of_time,
+        retry_error_callback=lambda state: state.outcome.result() if state.outcome else [],
+    )
+    plans: list[FilePlan] = retrying(poll)
+    if not complete and (scanned := rest.scan(history_start(files, edges.now()))):
+        plans = plan_files(files, _merged(records, scanned), edges.now())
+    return plans
+
+
+def _merged(records: dict[str, LoadRecord], newer: dict[str, LoadRecord]) -> dict[str, LoadRecord]:
+    """Newer answers win, except that a terminal outcome is never replaced by `Load in progress`."""
+    merged = dict(records)
+    for key, record in newer.items():
+        current = merged.get(key)
+        if current is None or record.status is not LoadStatus.IN_PROGRESS or current.status is LoadStatus.IN_PROGRESS:
+            merged[key] = record
+    return merged
+
+
+def _rejected(submission: Submission) -> str:
+    shown = "; ".join(f"{key}: {reason}" for key, reason in sorted(submission.rejected.items())[:3])
+    more = f" (and {len(submission.rejected) - 3} more)" if len(submission.rejected) > 3 else ""
+    return (
+        f"insertFiles refused {len(submission.rejected)} files, which stay live (dead-lettered as stranded after "
+        f"FLOE_STRANDED_AFTER_SECONDS): {shown}{more}"
+    )

@@ -159,3 +159,12 @@ def history_start(files: Iterable[LiveFile], now: datetime) -> datetime:
 def needs_history_first(files: Iterable[LiveFile], now: datetime) -> bool:
     """Only a file old enough to be re-staged needs its history read before REFRESH (the rare path)."""
     return any(now - f.last_modified >= RESTAGE_AFTER for f in files)
+
+
+def settle_due(files: Iterable[LiveFile], last_settled: datetime | None, now: datetime, interval: timedelta) -> bool:
+    """REFRESH mode: read COPY_HISTORY (a warehouse resume) and settle only when worth it: once per
+    `interval`, or when a file nears REFRESH's 7-day window (its history must be read first anyway).
+    A settle time in the future (a wrong clock) does not postpone settling forever."""
+    if last_settled is None or last_settled > now or now - last_settled >= interval:
+        return True
+    return needs_history_first(files, now)

@@ -60,6 +60,18 @@ POINTS: dict[str, Boundary] = {
     "delete-batch-1": Boundary("aws", "s3.DeleteObjects", "after", 1),
     "before-metrics-post": Boundary("metrics", "post", "before"),
     "after-metrics-post": Boundary("metrics", "post", "after"),
+    # REST mode (FLOE_LOAD_MODE=rest): insertFiles and insertReport take REFRESH's and COPY_HISTORY's places.
+    "before-insert-files": Boundary("rest", "insertFiles", "before"),
+    "after-insert-files": Boundary("rest", "insertFiles", "after"),
+    "report-poll-1": Boundary("rest", "insertReport", "after", 1),
+    "report-poll-2": Boundary("rest", "insertReport", "after", 2),
+}
+# The points each load mode reaches.
+REST_ONLY = {"before-insert-files", "after-insert-files", "report-poll-1", "report-poll-2"}
+REFRESH_ONLY = {"before-refresh", "after-refresh", "history-poll-1", "history-poll-2"}
+POINTS_BY_MODE = {
+    "refresh": [p for p in POINTS if p not in REST_ONLY],
+    "rest": [p for p in POINTS if p not in REFRESH_ONLY],
 }
 
 
@@ -159,6 +171,22 @@ def install(observer: Observer, list_page_size: int | None) -> None:
     boto3.DEFAULT_SESSION.events.register("after-call", after_call)
 
 
+def install_rest(observer: Observer) -> None:
+    """The Snowpipe REST requests, named by their endpoint (the last segment of the URL's path)."""
+    from loader import snowpipe_rest
+
+    original_call = snowpipe_rest._OneShot._call
+
+    def call(self: Any, method: str, url: str, *args: Any) -> Any:
+        kind = url.split("?", 1)[0].rsplit("/", 1)[-1]
+        observer.saw("rest", kind, "before")
+        answer = original_call(self, method, url, *args)
+        observer.saw("rest", kind, "after")
+        return answer
+
+    snowpipe_rest._OneShot._call = call  # type: ignore[method-assign,assignment]
+
+
 def install_metrics(observer: Observer) -> None:
     from loader import metrics
 
@@ -194,6 +222,7 @@ def main(argv: list[str]) -> int:
         print("harness cannot observe SQL: loader.snowpipe holds its own reference to query", file=sys.stderr)
         return 2
     install_metrics(observer)
+    install_rest(observer)
 
     if args.go_file is not None:  # start many processes together, once each has paid for its imports
         args.go_file.with_name(f"{args.go_file.name}.ready.{os.getpid()}").touch()

@@ -19,7 +19,7 @@ from devstack.aws import MotoServer
 from devstack.core_api import CoreReceiver
 from devstack.snowflake.server import StandIn
 
-from .crash_runner import POINTS
+from .crash_runner import POINTS_BY_MODE
 from .harness import LEASE_REASON, World, make_world
 
 ORG = "crash"
@@ -66,18 +66,27 @@ def crash_world(
         )
         # Short only after onboarding: `floe provision` holds the lease too, and must not lose it.
         monkeypatch.setenv("FLOE_LEASE_SECONDS", str(LEASE_SECONDS))
+        # REFRESH settles every tick here: the settle gate only postpones the same steps
+        # (tests/test_load_modes.py covers it).
+        monkeypatch.setenv("FLOE_SETTLE_INTERVAL", "0")
         yield world
     if target := os.environ.get("FLOE_CRASH_MATRIX_OUT"):
         Path(target).write_text(render_matrix(OUTCOMES))
 
 
-@pytest.mark.parametrize("point", list(POINTS))
-def test_a_tick_killed_at_any_boundary_ends_exactly_once(crash_world: World, point: str) -> None:
+@pytest.mark.parametrize(
+    ("mode", "point"), [(mode, point) for mode, points in POINTS_BY_MODE.items() for point in points]
+)
+def test_a_tick_killed_at_any_boundary_ends_exactly_once(
+    crash_world: World, mode: str, point: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLOE_LOAD_MODE", mode)  # the killed tick's process and the recovery ticks
     world = crash_world
     assert world.core is not None
     posted_before = {r["run_id"] for r in world.core.runs()}
-    files = [world.write(ORG, f"{point}-{i}") for i in range(CRASH_FILES)]
-    files.append(world.write(ORG, f"{point}-corrupt", corrupt=True))
+    # Names unique per mode: the pipe's load metadata skips a name it loaded before (14 days).
+    files = [world.write(ORG, f"{mode}-{point}-{i}") for i in range(CRASH_FILES)]
+    files.append(world.write(ORG, f"{mode}-{point}-corrupt", corrupt=True))
 
     # The stand-in loads one file at a time (~0.1 s each): a large run needs a budget that lets them load.
     budget = 15 + len(files) * 0.2
@@ -90,7 +99,7 @@ def test_a_tick_killed_at_any_boundary_ends_exactly_once(crash_world: World, poi
     waited = sum(1 for r in recovery if r["status"] == "skipped" and r["reason"] == LEASE_REASON)
     OUTCOMES.append(
         Outcome(
-            point=point,
+            point=f"{mode}: {point}",
             last_call=" ".join(child.journal[-1].split()[1:]) if child.journal else "-",
             lease_after_crash="held" if lease_owner else "free",
             recovery=f"{len(recovery)} ticks ({waited} skipped: lease)",
