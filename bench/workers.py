@@ -5,6 +5,7 @@ that time is Snowpipe's, not the loader's, and is reported apart."""
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import time
@@ -163,7 +164,6 @@ def floor(job: Job, channel: Channel) -> Result:
     """List (pages), log in, one REFRESH, (Snowpipe loads), one COPY_HISTORY, dead-letter the failed
     files (a copy each and one manifest), delete everything settled in batches of 1,000: plain boto3
     and plain SQL, no planning, no retries, no checks."""
-    import json
 
     import boto3
 
@@ -200,19 +200,7 @@ def floor(job: Job, channel: Channel) -> Result:
             loaded = [k for k in keys if status.get(k) == "Loaded"]
             failed = [k for k in keys if status.get(k) in ("Load failed", "Partially loaded", "Load skipped")]
             events = sum(int(row["ROW_COUNT"] or 0) for row in history if row["STATUS"] == "Loaded")
-            dead = settings.dead_letter_prefix_for(connection.org_id)
-            for key in failed:
-                target_key = f"{dead}objects/{key[len(prefix) :]}"
-                s3.copy_object(
-                    Bucket=settings.bucket, Key=target_key, CopySource={"Bucket": settings.bucket, "Key": key}
-                )
-            if failed:
-                manifest = json.dumps({"files": failed}).encode()
-                s3.put_object(Bucket=settings.bucket, Key=f"{dead}manifests/floor.json", Body=manifest)
-            settled = loaded + failed
-            for start in range(0, len(settled), 1000):
-                batch: list[ObjectIdentifierTypeDef] = [{"Key": k} for k in settled[start : start + 1000]]
-                s3.delete_objects(Bucket=settings.bucket, Delete={"Objects": batch, "Quiet": True})
+            _floor_settle(s3, settings, connection.org_id, loaded=loaded, failed=failed)
         wall = time.perf_counter() - started
     return {
         "status": "ok",
@@ -267,14 +255,7 @@ def floor_rest(job: Job, channel: Channel) -> Result:
         status = {prefix + f["path"]: f["status"] for f in files}
         loaded = [k for k in keys if status.get(k) == "LOADED"]
         failed = [k for k in keys if status.get(k) in ("LOAD_FAILED", "PARTIALLY_LOADED")]
-        dead = settings.dead_letter_prefix_for(connection.org_id)
-        for key in failed:
-            copy_source: Any = {"Bucket": settings.bucket, "Key": key}
-            s3.copy_object(Bucket=settings.bucket, Key=f"{dead}objects/{key[len(prefix) :]}", CopySource=copy_source)
-        settled = loaded + failed
-        for start in range(0, len(settled), 1000):
-            batch: list[ObjectIdentifierTypeDef] = [{"Key": k} for k in settled[start : start + 1000]]
-            s3.delete_objects(Bucket=settings.bucket, Delete={"Objects": batch, "Quiet": True})
+        _floor_settle(s3, settings, connection.org_id, loaded=loaded, failed=failed)
         wall = time.perf_counter() - started
     return {
         "status": "ok",
@@ -497,3 +478,17 @@ WORKERS: dict[str, Callable[[Job, Channel], Result]] = {
     "fanout": fanout,
     "steady": steady,
 }
+
+
+def _floor_settle(s3: Any, settings: Settings, org_id: str, *, loaded: list[str], failed: list[str]) -> None:
+    """The fewest S3 requests that settle a run: a copy per failed file, one manifest, batched deletes."""
+    bucket, prefix, dead = settings.bucket, settings.live_prefix_for(org_id), settings.dead_letter_prefix_for(org_id)
+    for key in failed:
+        copy_source: Any = {"Bucket": bucket, "Key": key}
+        s3.copy_object(Bucket=bucket, Key=f"{dead}objects/{key[len(prefix) :]}", CopySource=copy_source)
+    if failed:
+        s3.put_object(Bucket=bucket, Key=f"{dead}manifests/floor.json", Body=json.dumps({"files": failed}).encode())
+    settled = loaded + failed
+    for start in range(0, len(settled), 1000):
+        batch: list[ObjectIdentifierTypeDef] = [{"Key": k} for k in settled[start : start + 1000]]
+        s3.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})

@@ -397,12 +397,15 @@ def test_migrate_applies_a_missing_version_below_the_highest(
     store: ConnectionStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Versions are numbered per branch and merged out of order: each missing one still applies."""
-    assert store.schema_version() == 4
     store.add(make_connection())
-    merged_later = (2, ("UPDATE connections SET status_detail = status_detail || 'x'",))
-    monkeypatch.setattr("kernel.connections._MIGRATIONS", (*connections._MIGRATIONS, merged_later))
     store.set_status("c-1", ConnectionStatus.PENDING_CUSTOMER_SETUP, "")
+    newest = LATEST_SCHEMA_VERSION + 2
+    landed_first = (newest, ("UPDATE connections SET status_detail = status_detail || 'a'",))
+    monkeypatch.setattr("kernel.connections._MIGRATIONS", (*connections._MIGRATIONS, landed_first))
+    store.migrate()
+    merged_later = (newest - 1, ("UPDATE connections SET status_detail = status_detail || 'b'",))
+    monkeypatch.setattr("kernel.connections._MIGRATIONS", (*connections._MIGRATIONS, merged_later))
     store.migrate()
     store.migrate()  # applied once only
-    assert store.get("c-1").status_detail == "x"
-    assert store.schema_version() == 4
+    assert store.get("c-1").status_detail == "ab"
+    assert store.schema_version() == newest

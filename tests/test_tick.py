@@ -342,8 +342,9 @@ def test_a_slow_snowflake_with_little_time_left_stops_cleanly_within_the_deadlin
     report = world.tick(world.a, budget=7.0)
     elapsed = time.monotonic() - started
     assert elapsed < 7.0 - 0.5, elapsed  # FLOE_TIME_MARGIN_SECONDS is 1 here
-    assert report["status"] == "partial"
-    assert "time budget" in report["reason"]
+    if world.mode == "refresh":  # REST mode's steady path has no SQL step after the SHOW: it may finish
+        assert report["status"] == "partial"
+        assert "time budget" in report["reason"]
     assert report["metrics_posted"] is True
     assert report["run_id"] in {run["run_id"] for run in world.core.runs()}
     assert report["files_loaded"] + report["files_in_flight"] == len(written)

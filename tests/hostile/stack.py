@@ -46,6 +46,7 @@ def environment(standin: StandIn, core: CoreReceiver, db_dir: Path) -> dict[str,
         "FLOE_POLL_FIRST_SECONDS": "0.2",
         "FLOE_POLL_MAX_SECONDS": "0.5",
         "FLOE_TIME_MARGIN_SECONDS": "1",
+        "FLOE_SETTLE_INTERVAL": "0",  # REFRESH settles every tick (tests/test_load_modes.py covers the gate)
     }
 
 

@@ -34,9 +34,11 @@ TABLE = "ANALYTICS.FLAGSMITH.FLAG_EVALUATIONS"
 PIPE = "ANALYTICS.FLAGSMITH.FLOE_EVENTS_PIPE"
 LEASE_REASON = "another run holds this connection's lease"
 
-# Fast polling, a small margin, and the stranded grace period pinned to its documented default.
+# Fast polling, a small margin, the stranded grace period pinned to its documented default, and REFRESH
+# settling every tick (tests/test_load_modes.py covers the settle interval).
 BASE_ENVIRONMENT = {
     "FLOE_AWS_ACCOUNT_ID": "123456789012",
+    "FLOE_SETTLE_INTERVAL": "0",
     "FLOE_POLL_FIRST_SECONDS": "0.2",
     "FLOE_POLL_MAX_SECONDS": "0.5",
     "FLOE_TIME_MARGIN_SECONDS": "1",
