@@ -45,6 +45,7 @@ class LoadStatus(StrEnum):
 class Decision(StrEnum):
     DELETE = "delete"
     DEAD_LETTER = "dead_letter"
+    RETRY = "retry"  # load again under a new name (loader.retries)
     SEND = "send"
     WAIT = "wait"
 
@@ -154,8 +155,3 @@ def history_start(files: Iterable[LiveFile], now: datetime) -> datetime:
     """START_TIME for COPY_HISTORY: before the oldest file was staged, within the function's 14 days."""
     oldest = min((f.last_modified for f in files), default=now)
     return max(oldest - HISTORY_MARGIN, now - HISTORY_RETENTION + timedelta(minutes=5))
-
-
-def needs_history_first(files: Iterable[LiveFile], now: datetime) -> bool:
-    """Only a file old enough to be re-staged needs its history read before REFRESH (the rare path)."""
-    return any(now - f.last_modified >= RESTAGE_AFTER for f in files)

@@ -109,8 +109,19 @@ class OrgStorage:
             entries.append(_entry(plan, target))
         return entries
 
-    def write_manifest(self, run_id: str, manifest: dict[str, Any]) -> str:
-        key = f"{self.dead_letter_prefix}manifests/{run_id}.json"
+    def move_for_retry(self, key: str, target: str) -> bool:
+        """Copy to the next attempt's name, then delete the original; False if S3 refused either. A tick
+        that stopped in between copies onto the same name again (the attempt is in the name)."""
+        owned, target = self._owned(key), self._owned(target)
+        try:
+            self._s3.copy_object(Bucket=self.bucket, Key=target, CopySource={"Bucket": self.bucket, "Key": owned})
+        except ClientError:
+            log.warning("retry copy refused", extra={"key": owned}, exc_info=True)
+            return False
+        return not self.delete([owned])
+
+    def write_manifest(self, name: str, manifest: dict[str, Any]) -> str:
+        key = f"{self.dead_letter_prefix}manifests/{name}.json"
         self._s3.put_object(
             Bucket=self.bucket,
             Key=key,
