@@ -84,6 +84,7 @@ def world(standin: StandIn, core_api: CoreReceiver, tmp_path: Path, monkeypatch:
     return World(standin, core_api, settings, a, b)
 
 
+@pytest.mark.readings
 def test_each_organisation_receives_only_its_own_events(world: World) -> None:
     a_files = [world.write(world.a, f"a-{i}") for i in range(3)]
     b_files = [world.write(world.b, f"b-{i}") for i in range(2)]
@@ -118,6 +119,7 @@ def test_one_warm_process_serving_both_in_turn_keeps_them_apart(world: World) ->
         assert len(tagged) == 2, (account, user)
 
 
+@pytest.mark.readings
 def test_a_corrupt_file_is_dead_lettered_with_its_reason_while_its_neighbours_load(world: World) -> None:
     good = world.write(world.a, "good")
     bad = write_corrupt_file(boto3.client("s3"), world.settings.bucket, "live/acme/", "bad")
@@ -141,6 +143,7 @@ def test_a_corrupt_file_is_dead_lettered_with_its_reason_while_its_neighbours_lo
     assert len(list_dead_letters(world.a.connection_id, world.settings)) == 1
 
 
+@pytest.mark.readings
 def test_a_paused_pipe_in_one_organisation_leaves_the_other_untouched(world: World) -> None:
     world.admin_sql(world.a, "ALTER PIPE ANALYTICS.FLAGSMITH.FLOE_EVENTS_PIPE SET PIPE_EXECUTION_PAUSED = TRUE")
     a_file, _ = world.write(world.a, "a"), world.write(world.b, "b")
@@ -203,6 +206,7 @@ def test_a_core_outage_does_not_lose_the_load(world: World) -> None:
     assert len(world.rows(world.a)) == EVENTS_PER_FILE
 
 
+@pytest.mark.readings
 def test_files_still_loading_at_the_end_of_the_budget_are_settled_by_the_next_tick(world: World) -> None:
     world.standin.control.configure("ACME_ACCOUNT", load_delay_seconds=None)  # loads only when drained
     world.write(world.a, "a")
@@ -214,6 +218,7 @@ def test_files_still_loading_at_the_end_of_the_budget_are_settled_by_the_next_ti
     assert len(world.rows(world.a)) == EVENTS_PER_FILE
 
 
+@pytest.mark.readings
 def test_a_replayed_batch_loads_once_however_often_it_is_replayed(world: World) -> None:
     key = world.write(world.a, "flaky")
     world.standin.control.inject_faults("ACME_ACCOUNT", fail_files={key: "Error parsing JSON: simulated bad record"})
@@ -336,6 +341,7 @@ def test_a_slow_snowflake_with_little_time_left_stops_cleanly_within_the_deadlin
 PIPE = "ANALYTICS.FLAGSMITH.FLOE_EVENTS_PIPE"
 
 
+@pytest.mark.readings
 @pytest.mark.parametrize(
     ("state", "advice"),
     [
@@ -379,6 +385,7 @@ def retry_name(key: str, attempt: int) -> str:
     return key.removesuffix(".json.gz") + f".retry-{attempt}.json.gz"
 
 
+@pytest.mark.readings
 def test_a_load_failing_other_than_by_its_data_is_retried_under_new_names_then_dead_lettered(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -402,6 +409,7 @@ def test_a_load_failing_other_than_by_its_data_is_retried_under_new_names_then_d
     assert {row[0].rsplit("/", 1)[-1] for row in world.rows(world.a)} == {good.rsplit("/", 1)[-1]}
 
 
+@pytest.mark.readings
 def test_a_retried_file_loads_once_when_the_cause_passes(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FLOE_LOAD_RETRY_BACKOFF_SECONDS", "0")
     key = world.write(world.a, "flaky")
@@ -424,6 +432,7 @@ def test_a_retry_waits_for_its_backoff(world: World, monkeypatch: pytest.MonkeyP
     assert world.live_keys(world.a) == [key]  # not moved before the backoff ran out
 
 
+@pytest.mark.readings
 def test_every_file_failing_the_same_way_is_one_connection_error_not_many_dead_letters(world: World) -> None:
     written = [world.write(world.a, f"f-{i}") for i in range(4)]
     error = "Number of columns in file (14) does not match that of the corresponding table (16)"

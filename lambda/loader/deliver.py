@@ -313,12 +313,17 @@ def _follow(
     def poll() -> list[FilePlan]:
         return plan_files(files, latest_records(pipe.history(start)), edges.now())
 
+    settled = [-1]  # files terminal at the last poll
+
     def waiting(plans: list[FilePlan]) -> bool:
         open_plans = unsettled(plans, watched)
-        if any(p.record is not None or p.file.key in sent for p in open_plans):
+        previous, settled[0] = settled[0], len(plans) - len(open_plans)
+        if not open_plans or any(p.record is not None or p.file.key in sent for p in open_plans):
+            return bool(open_plans)
+        # Only files a silent REFRESH may have queued are open: follow them while polls show progress,
+        # else while the pipe runs with files pending.
+        if settled[0] > previous:
             return True
-        if not open_plans:
-            return False
         status = pipe.status()
         return status.running and status.pending_file_count > 0
 
