@@ -442,3 +442,14 @@ def test_every_file_failing_the_same_way_is_one_connection_error_not_many_dead_l
     assert "all 4 files that failed to load fail the same way" in report["error"]
     assert list_dead_letters(world.a.connection_id, world.settings) == []
     assert len(world.live_keys(world.a)) == len(written)  # live, under their names or their retries'
+
+
+def test_a_key_with_a_control_character_does_not_block_the_connection(world: World) -> None:
+    """The layout accepts any name; S3's DeleteObjects XML body cannot carry a control character (S3
+    refuses the whole batch), so such a key is deleted on its own and its neighbours settle as usual."""
+    bell, good = world.write(world.a, "bell\x07ring"), world.write(world.a, "good")
+    report = world.tick(world.a)
+    assert (report["status"], report["files_loaded"], report["error"]) == ("ok", 2, None)
+    assert world.live_keys(world.a) == []
+    names = {row[0].rsplit("/", 1)[-1] for row in world.rows(world.a)}
+    assert names == {bell.rsplit("/", 1)[-1], good.rsplit("/", 1)[-1]}

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from kernel.render import MAX_FILE_NAMES, Target, render
+from kernel.render import MAX_FILE_NAMES, RenderError, Target, literal, render
 from kernel.snowflake_objects import PipeStatus, as_utc, pipe_status, shown
 from kernel.snowflake_session import SnowflakeError, query
 from loader.names import listed_key
@@ -91,7 +91,8 @@ class Snowpipe:
         """Rows per file already in the table, by lineage (SOURCE_FILE_NAME), for files loaded since `since`
         (ever, if None); one statement per MAX_FILE_NAMES files."""
         relative = {key.removeprefix(self._stage_key_prefix): key for key in keys}
-        names = sorted(relative)
+        # A name SQL cannot quote (a control character) is not asked for: it counts as not in the table.
+        names = sorted(name for name in relative if _quotable(name))
         found: dict[str, int] = {}
         for start in range(0, len(names), MAX_FILE_NAMES):
             sql = render("loaded_files", self.target, names=names[start : start + MAX_FILE_NAMES], since=since)
@@ -147,3 +148,11 @@ class RefreshSubmitter:
 
 
 _STATUSES = {s.value for s in LoadStatus}
+
+
+def _quotable(name: str) -> bool:
+    try:
+        literal(name)
+    except RenderError:
+        return False
+    return True
