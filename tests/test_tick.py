@@ -453,3 +453,23 @@ def test_a_key_with_a_control_character_does_not_block_the_connection(world: Wor
     assert world.live_keys(world.a) == []
     names = {row[0].rsplit("/", 1)[-1] for row in world.rows(world.a)}
     assert names == {bell.rsplit("/", 1)[-1], good.rsplit("/", 1)[-1]}
+
+
+def test_a_failure_recorded_between_ticks_is_settled_before_refresh_can_resend_it(world: World) -> None:
+    """Reading failed-resent: REFRESH resends a failed file. Its record is read, and the file
+    dead-lettered and deleted, before the next REFRESH, so it is dead-lettered once and never resent."""
+    world.standin.control.set_reading("ACME_ACCOUNT", "failed-resent")
+    world.standin.control.configure("ACME_ACCOUNT", load_delay_seconds=None)  # loads only when drained
+    key = world.write(world.a, "bad")
+    world.standin.control.inject_faults("ACME_ACCOUNT", fail_files={key: "Error parsing JSON: simulated"})
+    assert world.tick(world.a, budget=3)["files_in_flight"] == 1
+    world.standin.control.drain("ACME_ACCOUNT")  # fails after the tick ended
+    world.standin.control.configure("ACME_ACCOUNT", load_delay_seconds=0.05)
+    report = world.tick(world.a)
+    assert (report["files_dead_lettered"], report["files_loaded"]) == (1, 0)
+    world.standin.control.drain("ACME_ACCOUNT")
+    assert world.tick(world.a)["status"] == "idle"
+    assert world.rows(world.a) == []  # in the dead-letter prefix only: once
+    assert [e["original_key"] for e in list_dead_letters(world.a.connection_id, world.settings)] == [key]
+    refreshes = [s for s in world.standin.control.statements("ACME_ACCOUNT") if s["kind"] == "refresh_pipe"]
+    assert len(refreshes) == 1  # the second tick settled the file and had nothing left to send
