@@ -159,7 +159,7 @@ def _load(delivery: Delivery, work: Work, pipe: Snowpipe, edges: Edges, deadline
     batch = {"run_id": work.run_id, "connection_id": work.connection.connection_id, "organisation_id": work.org_id}
     now = edges.now()
     plans = plan_files(files, latest_records(pipe.history(history_start(files, now))), now)
-    plans = _with_retries(delivery, plans, edges.settings, now)
+    plans = _with_retries(None, plans, edges.settings, now)
     # Files with a terminal record settle before REFRESH: where REFRESH resends a failed file (reading
     # failed-resent, docs/snowflake-standin.md), dead-lettering it after that REFRESH could also load it.
     terminal = [p for p in plans if p.decision in _TERMINAL]
@@ -207,12 +207,16 @@ def _submit(pipe: Snowpipe, work: Work, to_send: list[LiveFile]) -> Submission |
 _TERMINAL = (Decision.DELETE, Decision.DEAD_LETTER, Decision.RETRY)
 
 
-def _with_retries(delivery: Delivery, plans: list[FilePlan], settings: Settings, now: datetime) -> list[FilePlan]:
+def _with_retries(
+    delivery: Delivery | None, plans: list[FilePlan], settings: Settings, now: datetime
+) -> list[FilePlan]:
     """Failed loads to retry, to wait for, or to dead-letter (loader.retries); a failure shared by every
-    failed file is the connection's error."""
+    failed file is the connection's error, reported into `delivery` (the tick's last judgement only:
+    before REFRESH, files loading this tick are not known yet)."""
     policy = RetryPolicy(settings.load_retries, timedelta(seconds=settings.load_retry_backoff_seconds))
     plans, systemic = with_retries(plans, policy, now)
-    delivery.error = delivery.error or systemic
+    if delivery is not None:
+        delivery.error = delivery.error or systemic
     return plans
 
 
