@@ -23,6 +23,8 @@ POLICY = RetryPolicy(attempts=3, backoff=timedelta(minutes=1))
         ("Timestamp 'yesterday' is not recognized", FailureKind.DATA),
         ("Number of columns in file (3) does not match that of the corresponding table (16)", FailureKind.DATA),
         ("Invalid UTF8 detected in string '0xFF'", FailureKind.DATA),
+        ("Conversion Error: Could not convert string '{\"ms\": 1}' to INT64", FailureKind.DATA),
+        ("Numeric value '99999999999999999999' is out of range", FailureKind.DATA),
         ("Access Denied (Status Code: 403; Error Code: AccessDenied)", FailureKind.RETRY),
         ("Remote file 's3://b/live/acme/a.json.gz' was not found", FailureKind.RETRY),
         ("Internal error: Processing aborted due to error 300002:2523566", FailureKind.RETRY),

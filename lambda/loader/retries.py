@@ -26,7 +26,8 @@ from loader.plan import Decision, FilePlan, LoadStatus
 # Messages Snowflake gives for a file's own content (the stand-in's engine gives the same texts).
 _DATA_ERRORS = re.compile(
     r"decompress|gzip|error parsing json|not recognized|invalid utf-?8|number of columns|column count"
-    r"|null result in a non-nullable column|string .* is too long|can't parse|cannot be cast|invalid (date|time)",
+    r"|null result in a non-nullable column|string .* is too long|can't parse|cannot be cast|invalid (date|time)"
+    r"|could not convert|conversion error|failed to cast|out of range",
     re.IGNORECASE,
 )
 _ATTEMPT = re.compile(r"\.retry-(\d+)(?=\.json\.gz$)")
