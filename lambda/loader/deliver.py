@@ -332,8 +332,9 @@ def _follow(
         return status.running and status.pending_file_count > 0
 
     def out_of_time(state: RetryCallState) -> bool:
+        # The next poll and, after following, the pipe's status (a stalled pipe is reported from it).
         sleep = state.upcoming_sleep or 0.0
-        return deadline.remaining() - sleep < settings.time_margin_seconds or not pipe.budget.covers(1, sleep)
+        return deadline.remaining() - sleep < settings.time_margin_seconds or not pipe.budget.covers(2, sleep)
 
     retrying = Retrying(
         sleep=edges.sleep,
