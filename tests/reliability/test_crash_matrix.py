@@ -26,7 +26,7 @@ ORG = "crash"
 CRASH_FILES = int(os.environ.get("FLOE_CRASH_FILES", "3"))
 # Short, so recovery does not wait long for a dead run's lease; longer than one tick, which the loader
 # caps at its lease (less FLOE_TIME_MARGIN_SECONDS) so that it never outlives it.
-LEASE_SECONDS = 4
+LEASE_SECONDS = 6
 # The lease is released before the metrics POST (docs/architecture.md step 10).
 RELEASED_BEFORE = {"before-metrics-post", "after-metrics-post"}
 
