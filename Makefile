@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.floe-installed
 
-.PHONY: test lint checkov demo devstack bench clean
+.PHONY: test test-readings lint checkov demo devstack bench clean
 
 # checkov pins many packages, so it lives in its own virtual environment (its own .gitignore keeps it
 # out of git and ruff), never in $(VENV). The HCL parse and the policy-versus-code checks are pytest's.
@@ -30,9 +30,18 @@ $(CHECKOV_STAMP):
 checkov: $(CHECKOV_STAMP)
 	.venv-checkov/bin/checkov --directory terraform --framework terraform --compact --quiet --skip-download
 
-# pytest exits 5 when it collected nothing: say so, and fail.
+# pytest exits 5 when it collected nothing: say so, and fail. The second run repeats the acceptance tests
+# of tests/test_tick.py marked `readings` under every other reading of the Snowflake stand-in
+# (docs/snowflake-standin.md, "Readings"), in REFRESH mode, where the readings apply; the first run covers
+# `today` in both modes. The whole marked set under every reading: `make test-readings`.
+READINGS_IN_CI := tests/test_tick.py -m readings --standin-reading all -k "not rest- and not -today"
+
 test: lint checkov
 	$(BIN)/pytest || { rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no tests" >&2; exit $$rc; }
+	$(BIN)/pytest $(READINGS_IN_CI) || { rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no tests" >&2; exit $$rc; }
+
+test-readings: $(STAMP)
+	$(BIN)/pytest -m readings --standin-reading all
 
 demo: $(STAMP)
 	$(BIN)/floe demo

@@ -115,7 +115,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     for add in (_add_demo, _add_devstack, _add_db, _add_connection, _add_render, _add_provision):
         add(commands)
-    for add in (_add_teardown, _add_status, _add_package, _add_load, _add_dead_letters, _add_replay):
+    for add in (_add_teardown, _add_status, _add_package, _add_load, _add_dead_letters, _add_replay, _add_doctor):
         add(commands)
     return parser
 
@@ -127,6 +127,12 @@ def _add_demo(commands: Commands) -> None:
     demo = commands.add_parser("demo", help="run the whole product on the embedded local stack")
     demo.add_argument("--json", action="store_true", help="print the summary as JSON")
     demo.set_defaults(command=_demo)
+
+
+def _add_doctor(commands: Commands) -> None:
+    from floe.doctor import add_doctor
+
+    add_doctor(commands)
 
 
 def _add_devstack(commands: Commands) -> None:

@@ -55,6 +55,8 @@ class Settings:
     poll_max_seconds: float = 30.0
     follow_seconds: float = 180.0
     stranded_after_seconds: float = 3600.0
+    load_retries: int = 3  # loads of a file whose load failed other than by its data (loader.retries)
+    load_retry_backoff_seconds: float = 60.0
     layout: str = DEFAULT_LAYOUT
     load_mode: LoadMode = LoadMode.REFRESH
     settle_interval_seconds: float = 900.0
@@ -103,6 +105,10 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         follow_seconds=_float(env, "FLOE_FOLLOW_SECONDS", defaults.follow_seconds, 1, 900),
         stranded_after_seconds=_float(
             env, "FLOE_STRANDED_AFTER_SECONDS", defaults.stranded_after_seconds, 60, 6 * 86400
+        ),
+        load_retries=_int(env, "FLOE_LOAD_RETRIES", defaults.load_retries, 1, 10),
+        load_retry_backoff_seconds=_float(
+            env, "FLOE_LOAD_RETRY_BACKOFF_SECONDS", defaults.load_retry_backoff_seconds, 0, 3600
         ),
         layout=_layout(env.get("FLOE_LAYOUT", defaults.layout)),
         load_mode=LoadMode(_choice(env, "FLOE_LOAD_MODE", tuple(LoadMode), defaults.load_mode)),

@@ -43,6 +43,7 @@ VERSION_LENGTH: Final = 12
 PROVISION_KINDS: Final[tuple[str, ...]] = ("integration", "file_format", "table", "stage", "pipe")
 MAX_FILE_NAMES: Final = 1000  # per loaded_files statement: keeps the statement small
 TEARDOWN_OBJECTS: Final[tuple[str, ...]] = ("pipe", "stage", "table")
+SCRATCH_OBJECTS: Final[tuple[str, ...]] = ("database", "user", "role", "integration")
 SHOWABLE_OBJECTS: Final[tuple[str, ...]] = ("integration", "file_format", "table", "stage", "pipe")
 
 QualifiedName = tuple[str, ...]
@@ -376,6 +377,8 @@ _KINDS: Final[Mapping[str, _Kind]] = {
     "grant_integration": _kind((), _no_params),
     "show": _kind(("object", "name"), _show, ("object", "name")),
     "list_stage": _kind((), _no_params),
+    "query_history": _kind((), _no_params),
+    "drop_scratch": _kind(("object",), _one_of("object", SCRATCH_OBJECTS), ("object",)),
     "user_key": _kind(("slot", "public_key"), _user_key, ("slot",)),
 }
 KINDS: Final[tuple[str, ...]] = tuple(_KINDS)
@@ -391,7 +394,8 @@ def render(kind: str, target: Target, **params: object) -> str:
     (start_time: datetime), `pipe_status`. Provision kinds (`PROVISION_KINDS`) take no parameters and
     carry their version in COMMENT. Also: `teardown` (object: pipe | stage | table), `describe_integration`,
     `grant_integration`, `show` (object: one of SHOWABLE_OBJECTS, name), `list_stage`, `user_key` (slot: 1 | 2,
-    public_key: str | None: set that slot's key, or unset it).
+    public_key: str | None: set that slot's key, or unset it); for `floe doctor --live`: `query_history`,
+    `drop_scratch` (object: one of SCRATCH_OBJECTS).
     """
     if kind in PROVISION_KINDS:
         if params:

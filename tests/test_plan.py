@@ -15,7 +15,6 @@ from loader.plan import (
     found_in_table,
     history_start,
     latest_records,
-    needs_history_first,
     plan_file,
     stranded,
     unsettled,
@@ -94,11 +93,6 @@ def test_history_start_precedes_the_oldest_file_but_stays_inside_fourteen_days()
     assert history_start([live("a", 2 * HOUR)], NOW) == NOW - 3 * HOUR
     assert history_start([live("a", timedelta(days=30))], NOW) > NOW - timedelta(days=14)
     assert history_start([], NOW) == NOW - HOUR
-
-
-def test_history_is_read_before_refresh_only_for_files_near_the_window() -> None:
-    assert not needs_history_first([live("a", timedelta(days=5))], NOW)
-    assert needs_history_first([live("a", timedelta(days=6))], NOW)
 
 
 def test_layout_matches_the_writers_keys_and_nothing_else() -> None:

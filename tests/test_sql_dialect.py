@@ -71,6 +71,8 @@ CASES = [
     _case("grant_integration"),
     *[_case("show", object=name, name="SOME_NAME") for name in r.SHOWABLE_OBJECTS],
     _case("list_stage"),
+    _case("query_history"),
+    *[_case("drop_scratch", object=name) for name in r.SCRATCH_OBJECTS],
 ]
 # Statements sqlglot 30 parses only as an opaque exp.Command (checked by tokens instead).
 COMMAND_CASES = {
@@ -79,6 +81,7 @@ COMMAND_CASES = {
     ("teardown", "pipe"),
     ("show", "pipe"),
     ("show", "integration"),
+    ("drop_scratch", "user"),
 }
 
 HOSTILE_SEEDS = [

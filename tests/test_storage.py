@@ -99,3 +99,10 @@ def test_manifest_is_written_under_the_dead_letter_prefix(storage: OrgStorage) -
     assert key == "dead-letter/acme/manifests/run-1.json"
     body = boto3.client("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read()
     assert b'"run_id": "run-1"' in body
+
+
+def test_a_key_xml_cannot_carry_is_deleted_alone_and_the_batch_still_goes(storage: OrgStorage) -> None:
+    s3 = boto3.client("s3")
+    keys = [write_event_file(s3, BUCKET, "live/acme/", name, events=1) for name in ("bell\x07", "tab\tok", "plain")]
+    assert storage.delete(keys) == []
+    assert s3.list_objects_v2(Bucket=BUCKET, Prefix="live/acme/")["KeyCount"] == 0

@@ -47,17 +47,20 @@ class StandInControl:
         rest_fail_requests: int = 0,
         rest_fail_status: int = 503,
         reject_logins: int = 0,
-    ) -> None:
-        self._call(
-            "POST",
-            f"/devstack/accounts/{account}/faults",
-            {
-                "fail_requests": fail_requests,
-                "fail_files": fail_files or {},
-                "rest_fail_requests": rest_fail_requests,
-                "rest_fail_status": rest_fail_status,
-                "reject_logins": reject_logins,
-            },
+    ) -> dict[str, Any]:
+        """Adds the faults; returns those still pending (the call with no argument only reads them)."""
+        return dict(
+            self._call(
+                "POST",
+                f"/devstack/accounts/{account}/faults",
+                {
+                    "fail_requests": fail_requests,
+                    "fail_files": fail_files or {},
+                    "rest_fail_requests": rest_fail_requests,
+                    "rest_fail_status": rest_fail_status,
+                    "reject_logins": reject_logins,
+                },
+            )
         )
 
     def reject_logins(self, account: str, count: int = 1) -> None:

@@ -63,3 +63,18 @@ def reading(name: str) -> Reading:
     if name not in PRESETS:
         raise KeyError(f"unknown reading {name!r}; known: {', '.join(PRESETS)}")
     return PRESETS[name]
+
+
+def axes() -> tuple[str, ...]:
+    """The reading's axes: its fields besides the name."""
+    return tuple(name for name in TODAY.__dataclass_fields__ if name != "name")
+
+
+def agreeing(axis: str, observed: bool | None) -> list[str]:
+    """The presets whose `axis` is `observed` (all of them when it was not settled)."""
+    return [name for name, preset in PRESETS.items() if observed is None or getattr(preset, axis) == observed]
+
+
+def matching(observed: dict[str, bool | None]) -> list[str]:
+    """The presets agreeing with every settled observation (axis -> value; None: not settled)."""
+    return [name for name in PRESETS if all(name in agreeing(axis, value) for axis, value in observed.items())]

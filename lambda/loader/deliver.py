@@ -15,12 +15,14 @@ from typing import TYPE_CHECKING, Any
 from tenacity import Retrying, retry_if_result, wait_exponential
 
 from kernel import snowflake_session
-from kernel.config import LoadMode, aws_account_id
+from kernel.config import LoadMode, Settings, aws_account_id
 from kernel.connections import LeaseLost
 from kernel.errors import FloeError
-from kernel.render import PROVISION_KINDS, Target, template_version
+from kernel.render import PROVISION_KINDS, Target, ident, template_version
 from kernel.secrets import read_credentials
+from kernel.snowflake_session import SnowflakeError
 from loader.budget import Budget, OutOfTime
+from loader.pipe_states import pipe_state_message
 from loader.plan import (
     HISTORY_RETENTION,
     Decision,
@@ -31,14 +33,15 @@ from loader.plan import (
     found_in_table,
     history_start,
     latest_records,
-    needs_history_first,
     plan_files,
     settle_due,
     stranded,
     unsettled,
 )
+from loader.retries import RetryPolicy, retry_key, with_retries
 from loader.snowpipe import RefreshSubmitter, Snowpipe
-from loader.snowpipe_rest import REPORT_WINDOW, RestPipe, Submission
+from loader.snowpipe_rest import REPORT_WINDOW, RestPipe
+from loader.snowpipe_rest import Submission as RestSubmission
 from loader.tick import Deadline, Edges, Work
 from provisioner.provision import ProvisionState, apply_objects, deferred, plan_objects
 
@@ -104,7 +107,7 @@ def deliver(work: Work, edges: Edges, deadline: Deadline) -> Delivery:
         )
     except OutOfTime as stop:
         return _stopped(delivery, work, stop)
-    pipe = Snowpipe(session, target, settings.retry_attempts, budget)
+    pipe = Snowpipe(session, target, settings.retry_attempts, budget, frozenset(f.key for f in work.files))
     try:
         if warning := _keep_current(work, pipe, edges):
             delivery.warnings.append(warning)
@@ -165,32 +168,43 @@ def _old_pipe_busy(pipe: Snowpipe, files: list[LiveFile], now: datetime) -> bool
 def _load(delivery: Delivery, work: Work, pipe: Snowpipe, edges: Edges, deadline: Deadline) -> None:
     files, storage = work.files, work.storage
     now = edges.now()
-    history = latest_records(pipe.history(history_start(files, now))) if needs_history_first(files, now) else {}
-    plans = plan_files(files, history, now)
+    # COPY_HISTORY needs a warehouse: between settles (FLOE_SETTLE_INTERVAL) the tick only submits.
+    settling = _settling(work, edges, files, now)
+    history = latest_records(pipe.history(history_start(files, now))) if settling else {}
+    plans = _with_retries(None, plan_files(files, history, now), edges.settings, now)
+    # Files with a terminal record settle before REFRESH: where REFRESH resends a failed file (reading
+    # failed-resent, docs/snowflake-standin.md), dead-lettering it after that REFRESH could also load it.
+    terminal = [p for p in plans if p.decision in _TERMINAL]
+    plans = _settle_early(delivery, _batch(work), storage, plans, terminal, manifest=f"{work.run_id}-before-refresh")
     # Loaded files Snowpipe forgot are settled before the step that would load them again.
     plans = _settle_early(delivery, _batch(work), storage, plans, _loaded_beyond_history(pipe, plans, now))
     delivery.files_restaged = _restage(plans, storage)
     plans = _settle_early(delivery, _batch(work), storage, plans, _loaded_before_pipe(pipe, plans))
     files = [p.file for p in plans]
-    to_send = [p.file for p in plans if p.decision is Decision.SEND]
-    sent = RefreshSubmitter(pipe, work.layout.fixed_head).submit(to_send)
-    delivery.files_sent = len(sent)
-    if not _settling(work, edges, files, now):
+    submission = _submit(pipe, work, [p.file for p in plans if p.decision is Decision.SEND])
+    if submission is None:  # the pipe does not run: the report says what to do, every file stays live
+        status = pipe.status()
+        delivery.pipe_state = status.execution_state
+        delivery.error = _stopped_pipe(pipe, status, plans, work.connection.connection_id)
+        return
+    delivery.files_sent = len(submission.sent)
+    if not settling:
         delivery.settlement.files_in_flight = len(files)  # REFRESH queued them; a later tick settles
         return
-    plans = _follow(pipe, files, sent, edges, deadline)
-    _finish(delivery, work, plans, pipe, edges, sent=sent)
+    plans = _follow(pipe, files, edges, deadline, submission)
+    _finish(delivery, work, plans, pipe, edges, submission=submission)
     _record_settled(work, edges, now)
 
 
 def _finish(
-    delivery: Delivery, work: Work, plans: list[FilePlan], pipe: Snowpipe, edges: Edges, *, sent: frozenset[str]
+    delivery: Delivery, work: Work, plans: list[FilePlan], pipe: Snowpipe, edges: Edges, *, submission: Submission
 ) -> None:
-    """Both modes' last step: the pipe's status only if something is off, stranded files, then settle."""
+    """Both modes' last step: the pipe's status only if something is off, stranded files, retries, settle."""
     try:
-        plans = _check_pipe(delivery, pipe, plans, sent, edges)
+        plans = _check_pipe(delivery, pipe, plans, edges, submission, connection_id=work.connection.connection_id)
     except OutOfTime as stop:  # what follow found still settles: it needs S3 only
         delivery.out_of_time = str(stop)
+    plans = _with_retries(delivery, plans, edges.settings, edges.now())
     delivery.settlement.add(_settle(_batch(work), plans, work.storage))
 
 
@@ -211,27 +225,75 @@ def _record_settled(work: Work, edges: Edges, at: datetime) -> None:
         edges.store.set_last_settled(work.connection.connection_id, at, work.lease)
 
 
+@dataclass(frozen=True)
+class Submission:
+    sent: frozenset[str]  # the files REFRESH says it queued
+    watched: frozenset[str]  # the files it may have queued: `sent`, or all, if it printed nothing
+
+
+def _submit(pipe: Snowpipe, work: Work, to_send: list[LiveFile]) -> Submission | None:
+    """REFRESH; None when it failed because the pipe is not running (a STOPPED_* pipe refuses REFRESH)."""
+    submitter = RefreshSubmitter(pipe, work.layout.fixed_head)
+    try:
+        sent = submitter.submit(to_send)
+    except SnowflakeError:
+        if pipe.status().running:
+            raise
+        return None
+    # A REFRESH that printed nothing may still have queued any of them (reading refresh-silent).
+    return Submission(sent, frozenset(f.key for f in to_send) if submitter.silent else sent)
+
+
+_TERMINAL = (Decision.DELETE, Decision.DEAD_LETTER, Decision.RETRY)
+
+
+def _with_retries(
+    delivery: Delivery | None, plans: list[FilePlan], settings: Settings, now: datetime
+) -> list[FilePlan]:
+    """Failed loads to retry, to wait for, or to dead-letter (loader.retries); a failure shared by every
+    failed file is the connection's error, reported into `delivery` (the tick's last judgement only:
+    before REFRESH, files loading this tick are not known yet)."""
+    policy = RetryPolicy(settings.load_retries, timedelta(seconds=settings.load_retry_backoff_seconds))
+    plans, systemic = with_retries(plans, policy, now)
+    if delivery is not None:
+        delivery.error = delivery.error or systemic
+    return plans
+
+
 def _check_pipe(
-    delivery: Delivery, pipe: Snowpipe, plans: list[FilePlan], sent: frozenset[str], edges: Edges
+    delivery: Delivery,
+    pipe: Snowpipe,
+    plans: list[FilePlan],
+    edges: Edges,
+    submission: Submission,
+    *,
+    connection_id: str,
 ) -> list[FilePlan]:
     """A stopped pipe is the connection's error; a running one may have stranded files."""
-    status = _status_if_needed(pipe, plans, sent, edges.now(), edges.settings.stranded_after_seconds)
+    status = _status_if_needed(pipe, plans, submission.watched, edges.now(), edges.settings.stranded_after_seconds)
     if status is None:
         return plans
     delivery.pipe_state = status.execution_state
     if not status.running:
-        delivery.error = _stopped_pipe(pipe, status, plans)
+        delivery.error = _stopped_pipe(pipe, status, plans, connection_id)
         return plans
-    return _with_stranded(plans, sent, status, pipe, edges)
+    return _with_stranded(plans, submission.sent, status, pipe, edges)
 
 
 def _settle_early(
-    delivery: Delivery, batch: dict[str, str], storage: OrgStorage, plans: list[FilePlan], early: list[FilePlan]
+    delivery: Delivery,
+    batch: dict[str, str],
+    storage: OrgStorage,
+    plans: list[FilePlan],
+    early: list[FilePlan],
+    *,
+    manifest: str = "",
 ) -> list[FilePlan]:
-    """Settle `early` (found in the table) now; returns the plans left for the rest of the tick."""
+    """Settle `early` now (`manifest`: the name of its dead-letter manifest, if it has failed files);
+    returns the plans left for the rest of the tick."""
     if not early:
         return plans
-    delivery.settlement.add(_settle(batch, early, storage))
+    delivery.settlement.add(_settle(batch, early, storage, manifest))
     settled = {p.file.key for p in early}
     return [p for p in plans if p.file.key not in settled]
 
@@ -278,28 +340,45 @@ def _in_table(pipe: Snowpipe, plans: list[FilePlan]) -> list[FilePlan]:
 
 
 def _follow(
-    pipe: Snowpipe, files: list[LiveFile], sent: frozenset[str], edges: Edges, outer: Deadline
+    pipe: Snowpipe, files: list[LiveFile], edges: Edges, outer: Deadline, submission: Submission
 ) -> list[FilePlan]:
-    """Poll COPY_HISTORY (one query per poll, all files) with exponential backoff until every sent or
-    in-progress file is terminal, or the time budget (less the margin) runs out."""
+    """Poll COPY_HISTORY (one query per poll, all files) with exponential backoff until every watched or
+    in-progress file is terminal, or the time budget (less the margin) runs out. A watched file REFRESH
+    did not name is followed only while the pipe runs and has files pending."""
+    watched, sent = submission.watched, submission.sent
     settings = edges.settings
     start = history_start(files, edges.now())
     # Files still loading are the next tick's; following them for the Lambda's whole life only burns
     # warehouse time (a paused pipe would keep the tick polling).
     deadline = outer.within(Deadline.after(settings.follow_seconds))
-    if sent:
+    if watched:
         edges.sleep(max(0.0, min(settings.poll_first_seconds, deadline.remaining() - settings.time_margin_seconds)))
 
     def poll() -> list[FilePlan]:
         return plan_files(files, latest_records(pipe.history(start)), edges.now())
 
+    settled = [-1]  # files terminal at the last poll
+
+    def waiting(plans: list[FilePlan]) -> bool:
+        open_plans = unsettled(plans, watched)
+        previous, settled[0] = settled[0], len(plans) - len(open_plans)
+        if not open_plans or any(p.record is not None or p.file.key in sent for p in open_plans):
+            return bool(open_plans)
+        # Only files a silent REFRESH may have queued are open: follow them while polls show progress,
+        # else while the pipe runs with files pending.
+        if settled[0] > previous:
+            return True
+        status = pipe.status()
+        return status.running and status.pending_file_count > 0
+
     def out_of_time(state: RetryCallState) -> bool:
+        # The next poll and, after following, the pipe's status (a stalled pipe is reported from it).
         sleep = state.upcoming_sleep or 0.0
-        return deadline.remaining() - sleep < settings.time_margin_seconds or not pipe.budget.covers(1, sleep)
+        return deadline.remaining() - sleep < settings.time_margin_seconds or not pipe.budget.covers(2, sleep)
 
     retrying = Retrying(
         sleep=edges.sleep,
-        retry=retry_if_result(lambda plans: bool(unsettled(plans, sent))),
+        retry=retry_if_result(waiting),
         wait=wait_exponential(multiplier=settings.poll_first_seconds or 0.1, max=settings.poll_max_seconds),
         stop=out_of_time,
         retry_error_callback=lambda state: state.outcome.result() if state.outcome else [],
@@ -320,11 +399,14 @@ def _status_if_needed(
     return pipe.status()
 
 
-def _stopped_pipe(pipe: Snowpipe, status: PipeStatus, plans: list[FilePlan]) -> str:
-    waiting = sum(1 for p in plans if p.decision in (Decision.WAIT, Decision.SEND))
-    return (
-        f"pipe {pipe.target.pipe} is {status.execution_state}: {waiting} files wait. "
-        f"Resume it with ALTER PIPE {pipe.target.qualified_pipe} SET PIPE_EXECUTION_PAUSED = FALSE"
+def _stopped_pipe(pipe: Snowpipe, status: PipeStatus, plans: list[FilePlan], connection_id: str) -> str:
+    return pipe_state_message(
+        status.execution_state,
+        status.error,
+        pipe=pipe.target.pipe,
+        qualified_pipe=ident(pipe.target.qualified_pipe).text,
+        connection_id=connection_id,
+        waiting=sum(1 for p in plans if p.decision in (Decision.WAIT, Decision.SEND)),
     )
 
 
@@ -340,9 +422,10 @@ def _with_stranded(
     return [replaced.get(p.file.key, p) for p in plans]
 
 
-def _settle(batch: dict[str, str], plans: list[FilePlan], storage: OrgStorage) -> Settlement:
-    """Delete loaded files; copy failed ones to the dead-letter prefix with a manifest, then delete them.
-    A file whose copy or delete S3 refuses stays live, counted in flight."""
+def _settle(batch: dict[str, str], plans: list[FilePlan], storage: OrgStorage, manifest: str = "") -> Settlement:
+    """Delete loaded files; copy failed ones to the dead-letter prefix with a manifest (named `manifest`,
+    else the run id: a tick may settle more than once), then delete them. A file whose copy or delete S3
+    refuses stays live, counted in flight."""
     result = Settlement()
     loaded = [p for p in plans if p.decision is Decision.DELETE]
     failed = [p for p in plans if p.decision is Decision.DEAD_LETTER]
@@ -353,16 +436,29 @@ def _settle(batch: dict[str, str], plans: list[FilePlan], storage: OrgStorage) -
             result.warnings.append(f"S3 refused {len(failed) - len(copied)} dead-letter copies; they stay live")
         failed = [p for p in failed if p.file.key in copied]
         if failed:
-            result.dead_letter_manifest = storage.write_manifest(batch["run_id"], _manifest(batch, entries))
+            result.dead_letter_manifest = storage.write_manifest(manifest or batch["run_id"], _manifest(batch, entries))
             result.files_dead_lettered = len(failed)
     settled = loaded + failed
     refused = set(storage.delete([p.file.key for p in settled])) if settled else set()
     result.files_loaded = sum(1 for p in loaded if p.file.key not in refused)
     result.events_delivered = sum(p.record.row_count for p in settled if p.record and p.file.key not in refused)
-    result.files_in_flight = sum(1 for p in plans if p.decision in (Decision.WAIT, Decision.SEND)) + len(refused)
+    waiting = sum(1 for p in plans if p.decision in (Decision.WAIT, Decision.SEND))
+    result.files_in_flight = waiting + len(refused) + _retry(result, plans, storage)
     if refused:
         result.warnings.append(f"S3 refused to delete {len(refused)} settled files; the next tick retries")
     return result
+
+
+def _retry(result: Settlement, plans: list[FilePlan], storage: OrgStorage) -> int:
+    """Move each file to retry to its next attempt's name (a new name: Snowpipe's load metadata would skip
+    the old one); returns how many files that leaves live (moved or not)."""
+    retry = [p for p in plans if p.decision is Decision.RETRY]
+    moved = [p for p in retry if (target := retry_key(p.file.key)) and storage.move_for_retry(p.file.key, target)]
+    if moved:
+        result.warnings.append(f"{len(moved)} files failed to load and will load again under a new name")
+    if len(moved) < len(retry):
+        result.warnings.append(f"S3 refused to move {len(retry) - len(moved)} files to retry; the next tick retries")
+    return len(retry)
 
 
 def _manifest(batch: dict[str, str], entries: list[DeadLetterEntry]) -> dict[str, Any]:
@@ -395,7 +491,7 @@ def _load_rest(
         delivery.warnings.append(_rejected(submission))
     if submission.sent or known is None:
         plans = _follow_rest(rest, files, known or {}, edges, deadline, submitted=bool(submission.sent))
-    _finish(delivery, work, plans, pipe, edges, sent=submission.sent)
+    _finish(delivery, work, plans, pipe, edges, submission=Submission(submission.sent, watched=submission.sent))
 
 
 def _catch_up(rest: RestPipe, files: list[LiveFile], now: datetime) -> dict[str, LoadRecord]:
@@ -461,7 +557,7 @@ def _merged(records: dict[str, LoadRecord], newer: dict[str, LoadRecord]) -> dic
     return merged
 
 
-def _rejected(submission: Submission) -> str:
+def _rejected(submission: RestSubmission) -> str:
     shown = "; ".join(f"{key}: {reason}" for key, reason in sorted(submission.rejected.items())[:3])
     more = f" (and {len(submission.rejected) - 3} more)" if len(submission.rejected) > 3 else ""
     return (

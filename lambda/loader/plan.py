@@ -45,6 +45,7 @@ class LoadStatus(StrEnum):
 class Decision(StrEnum):
     DELETE = "delete"
     DEAD_LETTER = "dead_letter"
+    RETRY = "retry"  # load again under a new name (loader.retries)
     SEND = "send"
     WAIT = "wait"
 

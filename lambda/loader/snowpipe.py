@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from kernel.render import MAX_FILE_NAMES, Target, render
+from kernel.render import MAX_FILE_NAMES, RenderError, Target, literal, render
 from kernel.snowflake_objects import PipeStatus, as_utc, pipe_status, shown
 from kernel.snowflake_session import SnowflakeError, query
+from loader.names import listed_key
 from loader.plan import LiveFile, LoadRecord, LoadStatus
 
 if TYPE_CHECKING:
@@ -34,8 +35,16 @@ class Submitter(Protocol):
 
 
 class Snowpipe:
-    def __init__(self, session: SnowflakeConnection, target: Target, attempts: int, budget: Budget) -> None:
+    def __init__(
+        self,
+        session: SnowflakeConnection,
+        target: Target,
+        attempts: int,
+        budget: Budget,
+        listed: frozenset[str] = frozenset(),
+    ) -> None:
         self.session = session
+        self.listed = listed  # the tick's live keys: names Snowflake shows are mapped back to these
         self.target = target
         self._attempts = attempts
         self.budget = budget
@@ -82,7 +91,8 @@ class Snowpipe:
         """Rows per file already in the table, by lineage (SOURCE_FILE_NAME), for files loaded since `since`
         (ever, if None); one statement per MAX_FILE_NAMES files."""
         relative = {key.removeprefix(self._stage_key_prefix): key for key in keys}
-        names = sorted(relative)
+        # A name SQL cannot quote (a control character) is not asked for: it counts as not in the table.
+        names = sorted(name for name in relative if _quotable(name))
         found: dict[str, int] = {}
         for start in range(0, len(names), MAX_FILE_NAMES):
             sql = render("loaded_files", self.target, names=names[start : start + MAX_FILE_NAMES], since=since)
@@ -91,7 +101,11 @@ class Snowpipe:
         return found
 
     def key_of(self, name: str, stage_location: str | None = None) -> str:
-        """The S3 key of a file Snowflake names relative to the stage (or as a full s3:// URL)."""
+        """The listed S3 key of a file Snowflake names relative to the stage or the bucket, or as a full
+        s3:// URL, possibly URL-encoded (`loader.names`)."""
+        return listed_key(self._spelled_key(name, stage_location), self.listed)
+
+    def _spelled_key(self, name: str, stage_location: str | None) -> str:
         if name.startswith("s3://"):
             return name.split("/", 3)[3]
         if stage_location and stage_location.startswith("s3://"):
@@ -118,16 +132,27 @@ class RefreshSubmitter:
     def __init__(self, pipe: Snowpipe, prefix: str) -> None:
         self._pipe = pipe
         self._prefix = prefix
+        self.silent = False  # the last REFRESH printed no rows: which files it queued is unknown
 
     def submit(self, files: Sequence[LiveFile]) -> frozenset[str]:
         if not files:
             return frozenset()
         rows = self._pipe.run(render("refresh", self._pipe.target, prefix=self._prefix, modified_after=None))
         # The result's columns are undocumented (docs/snowflake-facts.md §1); the stand-in and,
-        # as far as known, Snowflake return `File` and `Status` = SENT.
+        # as far as known, Snowflake return `File` and `Status` = SENT, or no rows at all (reading
+        # refresh-silent).
+        self.silent = not rows
         return frozenset(
             self._pipe.key_of(str(row["FILE"])) for row in rows if str(row.get("STATUS", "SENT")) == "SENT"
         )
 
 
 _STATUSES = {s.value for s in LoadStatus}
+
+
+def _quotable(name: str) -> bool:
+    try:
+        literal(name)
+    except RenderError:
+        return False
+    return True

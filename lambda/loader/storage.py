@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -74,15 +75,27 @@ class OrgStorage:
         return Listing(files, ignored, pages)
 
     def delete(self, keys: Sequence[str]) -> list[str]:
-        """Delete in batches; returns the keys S3 refused to delete (they stay for the next tick)."""
-        failed: list[str] = []
-        for start in range(0, len(keys), DELETE_BATCH):
-            batch = [self._owned(k) for k in keys[start : start + DELETE_BATCH]]
+        """Delete in batches; returns the keys S3 refused to delete (they stay for the next tick). A key
+        XML 1.0 cannot carry (a control character: the layout allows it) would make S3 reject the whole
+        DeleteObjects body, so it is deleted alone (DeleteObject names it in the URL)."""
+        owned = [self._owned(k) for k in keys]
+        failed = [k for k in owned if not _xml_safe(k) and not self._delete_one(k)]
+        batchable = [k for k in owned if _xml_safe(k)]
+        for start in range(0, len(batchable), DELETE_BATCH):
+            batch = batchable[start : start + DELETE_BATCH]
             response = self._s3.delete_objects(
                 Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True}
             )
             failed.extend(error["Key"] for error in response.get("Errors", []))
         return failed
+
+    def _delete_one(self, key: str) -> bool:
+        try:
+            self._s3.delete_object(Bucket=self.bucket, Key=key)
+        except ClientError:
+            log.warning("delete refused", extra={"key": key}, exc_info=True)
+            return False
+        return True
 
     def dead_letter_key(self, key: str) -> str:
         """Deterministic: a tick that crashed between copy and delete copies onto the same key again, so
@@ -109,8 +122,19 @@ class OrgStorage:
             entries.append(_entry(plan, target))
         return entries
 
-    def write_manifest(self, run_id: str, manifest: dict[str, Any]) -> str:
-        key = f"{self.dead_letter_prefix}manifests/{run_id}.json"
+    def move_for_retry(self, key: str, target: str) -> bool:
+        """Copy to the next attempt's name, then delete the original; False if S3 refused either. A tick
+        that stopped in between copies onto the same name again (the attempt is in the name)."""
+        owned, target = self._owned(key), self._owned(target)
+        try:
+            self._s3.copy_object(Bucket=self.bucket, Key=target, CopySource={"Bucket": self.bucket, "Key": owned})
+        except ClientError:
+            log.warning("retry copy refused", extra={"key": owned}, exc_info=True)
+            return False
+        return not self.delete([owned])
+
+    def write_manifest(self, name: str, manifest: dict[str, Any]) -> str:
+        key = f"{self.dead_letter_prefix}manifests/{name}.json"
         self._s3.put_object(
             Bucket=self.bucket,
             Key=key,
@@ -134,6 +158,14 @@ class OrgStorage:
         if not key.startswith(self.live_prefix) or "/../" in f"/{key}/" or key == self.live_prefix:
             raise IsolationError(f"refusing to touch {key[:200]!r}: not under {self.live_prefix!r}")
         return key
+
+
+# XML 1.0's Char production: tab, newline and carriage return are the only characters below U+0020.
+_XML_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _xml_safe(key: str) -> bool:
+    return _XML_UNSAFE.search(key) is None
 
 
 def _entry(plan: FilePlan, target: str) -> DeadLetterEntry:

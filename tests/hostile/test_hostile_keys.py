@@ -27,6 +27,7 @@ from loader.snowpipe import Snowpipe
 
 from .stack import S3_KEY_MAX_BYTES, Stack, events, gz, ndjson, open_stack
 
+pytestmark = pytest.mark.readings
 _NOW = datetime.now(UTC)
 _HEAD = f"live/acme/events/env_key=env-demo/year={_NOW:%Y}/month={_NOW:%m}/day={_NOW:%d}/hour={_NOW:%H}/"
 

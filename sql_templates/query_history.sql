@@ -1,0 +1,5 @@
+{#- `floe doctor --live`: which warehouse each of this session's statements ran on
+    (INFORMATION_SCHEMA.QUERY_HISTORY_BY_SESSION: WAREHOUSE_NAME, docs/snowflake-facts.md §10). -#}
+SELECT QUERY_TEXT, WAREHOUSE_NAME
+FROM TABLE(INFORMATION_SCHEMA.QUERY_HISTORY_BY_SESSION(RESULT_LIMIT => 1000))
+ORDER BY START_TIME
