@@ -385,6 +385,7 @@ def test_a_stalled_or_stopped_pipe_is_the_connection_s_error_and_its_files_stay_
     assert len(world.rows(world.a)) == EVENTS_PER_FILE
 
 
+@pytest.mark.parametrize("world", ["refresh"], indirect=True)  # COPY_HISTORY's statuses are REFRESH mode's follow-up
 def test_a_file_a_bulk_copy_skipped_is_dead_lettered_as_load_skipped(world: World) -> None:
     """`Load skipped` is what COPY_HISTORY shows for a bulk COPY under ON_ERROR = SKIP_FILE (the stand-in
     emits it only there): the loader treats it as any failed load of the file, with its status kept."""
@@ -475,6 +476,7 @@ def test_a_key_with_a_control_character_does_not_block_the_connection(world: Wor
     assert names == {bell.rsplit("/", 1)[-1], good.rsplit("/", 1)[-1]}
 
 
+@pytest.mark.parametrize("world", ["refresh"], indirect=True)  # REFRESH resending a failed file is REFRESH mode's
 def test_a_failure_recorded_between_ticks_is_settled_before_refresh_can_resend_it(world: World) -> None:
     """Reading failed-resent: REFRESH resends a failed file. Its record is read, and the file
     dead-lettered and deleted, before the next REFRESH, so it is dead-lettered once and never resent."""
