@@ -77,6 +77,9 @@ def _up(args: argparse.Namespace) -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="floe-devstack-"))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # `down`: leave through the `with`, cleaning up
+    # Ctrl-C stops the stack however it was started: a shell script's `floe devstack up &` (or a test
+    # runner's worker) starts it with SIGINT ignored, which Python then leaves ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with LocalStack(postgres=args.postgres) as stack:
             env = manual.environment(stack, stack.postgres_dsn or f"sqlite:///{workdir}/connections.db")

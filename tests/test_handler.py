@@ -17,8 +17,9 @@ from typing import Any
 import boto3
 import pytest
 
+from devstack.events import write_event_file
 from devstack.snowflake.server import StandIn
-from kernel import logs
+from kernel import config, logs
 from kernel.connections import Connection, ConnectionStatus, open_store, target_names
 from loader.handler import handler, run
 from loader.tick import Deadline
@@ -133,13 +134,16 @@ def test_a_bad_setting_dsn_or_store_gives_one_error_report_and_one_error_line(
     assert "CANARY" not in json.dumps(lines).replace("CANARY_Bad", "")
 
 
-def test_an_unreadable_core_token_skips_metrics_with_a_warning_and_the_tick_still_runs(
+def test_the_core_token_is_read_only_to_post_and_an_unreadable_one_skips_metrics_with_a_warning(
     requests: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FLOE_CORE_API_URL", "https://core.invalid/runs")
     monkeypatch.setenv("FLOE_CORE_API_TOKEN_SECRET", "floe/core-token")
-    report = tick({"connection_id": "c-ready"})
-    assert report["status"] == "idle"
+    assert tick({"connection_id": "c-ready"})["status"] == "idle"
+    assert "GetSecretValue" not in requests  # an idle tick posts nothing, so it reads no token
+    write_event_file(boto3.client("s3"), BUCKET, config.load().live_prefix_for("acme"), "a")
+    report = tick({"connection_id": "c-ready"})  # busy, and failing: its connection secret does not exist
+    assert (report["status"], report["metrics_posted"]) == ("error", False)
     assert any(
         "metrics not sent" in warning and "FLOE_CORE_API_TOKEN_SECRET" in warning for warning in report["warnings"]
     )

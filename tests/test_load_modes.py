@@ -30,8 +30,8 @@ class Org:
     settings: config.Settings
     connection: Connection
 
-    def tick(self, budget: float = 20.0) -> dict[str, Any]:
-        return run({"connection_id": self.connection.connection_id}, Deadline.after(budget))
+    def tick(self) -> dict[str, Any]:
+        return run({"connection_id": self.connection.connection_id}, Deadline.after(20.0))
 
     def write(self, name: str) -> str:
         prefix = self.settings.live_prefix_for(self.connection.org_id)
@@ -67,6 +67,7 @@ def make_org(mode: str, standin: StandIn, tmp_path: Path, monkeypatch: pytest.Mo
         "FLOE_POLL_FIRST_SECONDS": "0.2",
         "FLOE_POLL_MAX_SECONDS": "0.5",
         "FLOE_TIME_MARGIN_SECONDS": "1",
+        "FLOE_FOLLOW_SECONDS": "3",  # files left in flight are the follow window's, not a race with the budget
     }
     for key, value in environment.items():
         monkeypatch.setenv(key, value)
@@ -148,7 +149,7 @@ def test_a_file_insertfiles_refuses_stays_live_and_is_reported(rest: Org, monkey
 def test_a_late_tick_catches_up_with_one_load_history_scan(rest: Org, monkeypatch: pytest.MonkeyPatch) -> None:
     rest.standin.control.configure(ACCOUNT, load_delay_seconds=None)  # loads only when drained
     rest.write("f")
-    first = rest.tick(budget=3)
+    first = rest.tick()
     assert (first["files_sent"], first["files_in_flight"]) == (1, 1)
     rest.standin.control.drain(ACCOUNT)
     rest.standin.control.advance_clock(11 * 60)  # insertReport has forgotten the submission
@@ -202,7 +203,7 @@ def test_refresh_on_every_tick_loads_each_file_once(refresh: Org, reading: str) 
         _reading(reading)(refresh.standin)
     refresh.standin.control.configure(ACCOUNT, load_delay_seconds=None)  # loads only when drained
     refresh.write("f")
-    first = refresh.tick(budget=3)  # settles (never settled) but the file is still queued
+    first = refresh.tick()  # settles (never settled) but the file is still queued
     assert first["files_in_flight"] == 1
     for _ in range(2):
         assert refresh.tick()["files_in_flight"] == 1  # REFRESH again, no settle

@@ -22,7 +22,7 @@ from kernel.dsn import open_configured_store
 from kernel.errors import FloeError, describe
 from loader.data_access import scoped_clients
 from loader.event import InvalidEvent, LoaderEvent
-from loader.metrics import CoreMetrics, embedded_metrics
+from loader.metrics import CoreMetrics, MetricsRejected, embedded_metrics
 from loader.report import RunReport, RunStatus
 from loader.tick import Deadline, Edges, run_tick
 
@@ -92,38 +92,34 @@ def _remember(store: ConnectionStore, report: RunReport) -> None:
 
 def edges_for(settings: config.Settings, store: ConnectionStore, **overrides: Any) -> Edges:
     """The tick's I/O for one invocation (the benchmark overrides `sleep`)."""
-    metrics, warnings = _metrics(settings)
     return Edges(
         settings=settings,
         store=store,
         s3=boto3.client("s3"),
         secrets=boto3.client("secretsmanager"),
-        metrics=metrics,
-        warnings=warnings,
+        metrics=_metrics(settings),
         scope=partial(scoped_clients, settings) if settings.loader_data_role_arn else None,
         **overrides,
     )
 
 
-def _metrics(settings: config.Settings) -> tuple[CoreMetrics | None, list[str]]:
-    """No token, no POST: a run must not fail, nor send unauthenticated, because core's token is unreadable."""
+def _metrics(settings: config.Settings) -> CoreMetrics | None:
     if not settings.core_api_url:
-        return None, []
-    token = None
-    if settings.core_api_token_secret:
-        try:
-            secret = boto3.client("secretsmanager").get_secret_value(SecretId=settings.core_api_token_secret)
-            token = secret["SecretString"]
-        except (ClientError, BotoCoreError, KeyError) as error:
-            log.warning("core API token unreadable", extra={"error_type": type(error).__name__})
-            return None, [_METRICS_OFF]
-    return CoreMetrics(settings.core_api_url, token=token, attempts=settings.retry_attempts), []
+        return None
+    token = partial(_core_token, settings.core_api_token_secret) if settings.core_api_token_secret else None
+    return CoreMetrics(settings.core_api_url, token=token, attempts=settings.retry_attempts)
 
 
-_METRICS_OFF = (
-    "metrics not sent to the core API: cannot read the FLOE_CORE_API_TOKEN_SECRET secret "
-    "(check it exists and the loader's execution role may read it)"
-)
+def _core_token(secret_id: str) -> str:
+    """Read when a run is posted. Unreadable: no POST (never an unauthenticated one), and the run stands."""
+    try:
+        return boto3.client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"]
+    except (ClientError, BotoCoreError, KeyError) as error:
+        raise MetricsRejected(
+            f"cannot read the FLOE_CORE_API_TOKEN_SECRET secret ({type(error).__name__}): check it exists and "
+            "the loader's execution role may read it",
+            transient=False,
+        ) from None
 
 
 def _logged(report: RunReport, tick_id: str | None) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 from kernel import logs
@@ -24,14 +25,18 @@ class MetricsRejected(FloeError):
 
 
 class CoreMetrics:
-    def __init__(self, url: str, token: str | None = None, attempts: int = 3, backoff: float = 0.5) -> None:
+    """`token` is called only when there is a run to post, so an idle tick reads no secret."""
+
+    def __init__(
+        self, url: str, token: Callable[[], str] | None = None, attempts: int = 3, backoff: float = 0.5
+    ) -> None:
         self._url = url
         self._token = token
         self._attempts = attempts
         self._backoff = backoff
 
-    def post(self, payload: dict[str, Any]) -> bool:
-        """True when core accepted the run; False (logged) when it did not after every retry."""
+    def post(self, payload: dict[str, Any]) -> str | None:
+        """None when core accepted the run; else why it was not sent (logged), for the report's warnings."""
         from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
         retrying = Retrying(
@@ -41,16 +46,15 @@ class CoreMetrics:
             reraise=True,
         )
         try:
-            retrying(self._send, payload)
+            headers = {"Authorization": f"Bearer {self._token()}"} if self._token else {}
+            retrying(self._send, payload, headers)
         except MetricsRejected as error:
             log.warning("metrics not delivered", extra={"run_id": payload.get("run_id"), "reason": describe(error)})
-            return False
-        return True
+            return str(error)
+        return None
 
-    def _send(self, payload: dict[str, Any]) -> None:
-        headers = {"Content-Type": "application/json", "Idempotency-Key": str(payload["run_id"])}
-        if self._token:
-            headers["Authorization"] = f"Bearer {self._token}"
+    def _send(self, payload: dict[str, Any], authorization: dict[str, str]) -> None:
+        headers = {"Content-Type": "application/json", "Idempotency-Key": str(payload["run_id"]), **authorization}
         request = urllib.request.Request(  # noqa: S310 - the URL's scheme is checked in kernel.config
             self._url, data=json.dumps(payload).encode(), headers=headers, method="POST"
         )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -50,7 +50,6 @@ class Edges:
     metrics: CoreMetrics | None = None
     now: Callable[[], datetime] = _utcnow
     sleep: Callable[[float], None] = time.sleep
-    warnings: list[str] = field(default_factory=list)  # what building these edges could not do, for the report
     # This connection's own S3 and Secrets Manager clients, given the seconds they must last
     # (loader.data_access, when FLOE_LOADER_DATA_ROLE_ARN is set); None: `s3` and `secrets` serve every tick.
     scope: Callable[[Connection, float], tuple[S3Client, SecretsManagerClient]] | None = None
@@ -97,7 +96,6 @@ class Deadline:
 
 def run_tick(connection_id: str, edges: Edges, deadline: Deadline, run_id: str | None = None) -> RunReport:
     report = RunReport(run_id=run_id or str(uuid.uuid4()), connection_id=connection_id, started_at=edges.now())
-    report.warnings += edges.warnings
     lease: Lease | None = None
     try:
         connection = edges.store.get(connection_id)
@@ -127,7 +125,10 @@ def run_tick(connection_id: str, edges: Edges, deadline: Deadline, run_id: str |
             _release(edges, lease)
     report.completed_at = edges.now()
     if report.did_work and edges.metrics is not None:
-        report.metrics_posted = edges.metrics.post(report.metrics())
+        problem = edges.metrics.post(report.metrics())
+        report.metrics_posted = problem is None
+        if problem:
+            report.warnings.append(f"metrics not sent to the core API: {problem}")
     return report
 
 

@@ -192,9 +192,9 @@ def install_metrics(observer: Observer) -> None:
 
     original_send = metrics.CoreMetrics._send
 
-    def send(self: Any, payload: dict[str, Any]) -> None:
+    def send(self: Any, payload: dict[str, Any], authorization: dict[str, str]) -> None:
         observer.saw("metrics", "post", "before")
-        original_send(self, payload)
+        original_send(self, payload, authorization)
         observer.saw("metrics", "post", "after")
 
     metrics.CoreMetrics._send = send  # type: ignore[method-assign]

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 RUNNER = Path(__file__).with_name("crash_runner.py")
 TABLE = "ANALYTICS.FLAGSMITH.FLAG_EVALUATIONS"
 PIPE = "ANALYTICS.FLAGSMITH.FLOE_EVENTS_PIPE"
+TICK_BUDGET_SECONDS = 15.0
 LEASE_REASON = "another run holds this connection's lease"
 
 # Fast polling, a small margin, the stranded grace period pinned to its documented default, and REFRESH
@@ -43,6 +44,7 @@ BASE_ENVIRONMENT = {
     "FLOE_POLL_MAX_SECONDS": "0.5",
     "FLOE_TIME_MARGIN_SECONDS": "1",
     "FLOE_STRANDED_AFTER_SECONDS": "3600",
+    "FLOE_FOLLOW_SECONDS": "3",  # files left in flight are the follow window's, not a race with the budget
 }
 
 
@@ -107,10 +109,10 @@ class World:
 
     # -- ticks -------------------------------------------------------------------------------------------
 
-    def tick(self, org: str, budget: float = 15.0) -> dict[str, Any]:
-        return run({"connection_id": self.connections[org].connection_id}, Deadline.after(budget))
+    def tick(self, org: str) -> dict[str, Any]:
+        return run({"connection_id": self.connections[org].connection_id}, Deadline.after(TICK_BUDGET_SECONDS))
 
-    def shifted_tick(self, org: str, shift: timedelta, budget: float = 15.0) -> dict[str, Any]:
+    def shifted_tick(self, org: str, shift: timedelta) -> dict[str, Any]:
         """A tick whose clock runs `shift` ahead (pair it with the stand-in's advance_clock)."""
         settings = config.load()
         with open_store(settings.connections_dsn) as store:
@@ -121,7 +123,7 @@ class World:
                 secrets=boto3.client("secretsmanager"),
                 now=lambda: datetime.now(UTC) + shift,
             )
-            report = run_tick(self.connections[org].connection_id, edges, Deadline.after(budget))
+            report = run_tick(self.connections[org].connection_id, edges, Deadline.after(TICK_BUDGET_SECONDS))
         document: dict[str, Any] = json.loads(json.dumps(report.as_dict(), default=str))
         return document
 
