@@ -35,13 +35,17 @@ checkov: $(CHECKOV_STAMP)
 # (docs/snowflake-standin.md, "Readings"), in REFRESH mode, where the readings apply; the first run covers
 # `today` in both modes. The whole marked set under every reading: `make test-readings`.
 READINGS_IN_CI := tests/test_tick.py -m readings --standin-reading all -k "not rest- and not -today"
+# The tests mostly wait on servers (about a third of a core each): four workers, each with its own
+# servers, keep two cores busy. PYTEST_WORKERS=0 runs them in this process.
+PYTEST_WORKERS ?= 4
+PYTEST := $(BIN)/pytest -n $(PYTEST_WORKERS)
 
 test: lint checkov
-	$(BIN)/pytest || { rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no tests" >&2; exit $$rc; }
-	$(BIN)/pytest $(READINGS_IN_CI) || { rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no tests" >&2; exit $$rc; }
+	$(PYTEST) || { rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no tests" >&2; exit $$rc; }
+	$(PYTEST) $(READINGS_IN_CI) || { rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no tests" >&2; exit $$rc; }
 
 test-readings: $(STAMP)
-	$(BIN)/pytest -m readings --standin-reading all
+	$(PYTEST) -m readings --standin-reading all
 
 demo: $(STAMP)
 	$(BIN)/floe demo
