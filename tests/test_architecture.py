@@ -131,3 +131,10 @@ def test_the_idle_path_imports_no_busy_path_dependency() -> None:
     code = f"import sys, loader.handler; print([m for m in {heavy!r} if m in sys.modules])"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert loaded.stdout.strip() == "[]"
+
+
+def test_the_refresh_path_leaves_the_rest_client_to_rest_mode() -> None:
+    """REFRESH mode's busy path never imports snowflake-ingest (and its `requests`): only REST mode does."""
+    code = "import sys, loader.deliver; print([m for m in ('snowflake.ingest', 'requests') if m in sys.modules])"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert loaded.stdout.strip() == "[]"

@@ -18,6 +18,7 @@ from devstack.snowflake.server import StandIn
 from kernel import config
 from kernel.connections import Connection, open_store
 from loader.handler import run
+from loader.snowpipe_rest import RestPipe
 from loader.tick import Deadline
 
 ACCOUNT = "ACME_ACCOUNT"
@@ -153,7 +154,7 @@ def test_a_late_tick_catches_up_with_one_load_history_scan(rest: Org, monkeypatc
     assert (first["files_sent"], first["files_in_flight"]) == (1, 1)
     rest.standin.control.drain(ACCOUNT)
     rest.standin.control.advance_clock(11 * 60)  # insertReport has forgotten the submission
-    monkeypatch.setattr("loader.deliver.REPORT_WINDOW", timedelta(0))  # the file is "older" than the report
+    monkeypatch.setattr(RestPipe, "report_window", timedelta(0))  # the file is "older" than the report
     late = rest.tick()
     assert (late["status"], late["files_loaded"]) == ("ok", 1)
     assert rest.stats()["rest_requests_by_kind"]["loadHistoryScan"] == 1

@@ -15,6 +15,7 @@ so an idle tick in steady state still sends one ListObjectsV2 and nothing else.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -54,14 +55,18 @@ _sessions: dict[tuple[str, str, str], _Session] = {}  # (role ARN, org_id, secre
 
 def scoped_clients(
     settings: Settings, connection: Connection, seconds_needed: float
-) -> tuple[S3Client, SecretsManagerClient]:
-    """S3 and Secrets Manager clients that can reach only this connection's organisation and secret."""
+) -> tuple[S3Client, Callable[[], SecretsManagerClient]]:
+    """An S3 client and a Secrets Manager client maker that can reach only this connection's organisation
+    and secret (the secret is read only by a busy tick, so its client is made only then)."""
     session = _session(settings, connection, seconds_needed)
     key, secret, token = session.access_key_id, session.secret_access_key, session.session_token
     s3 = boto3.client("s3", aws_access_key_id=key, aws_secret_access_key=secret, aws_session_token=token)
-    secrets = boto3.client(
-        "secretsmanager", aws_access_key_id=key, aws_secret_access_key=secret, aws_session_token=token
-    )
+
+    def secrets() -> SecretsManagerClient:
+        return boto3.client(
+            "secretsmanager", aws_access_key_id=key, aws_secret_access_key=secret, aws_session_token=token
+        )
+
     return s3, secrets
 
 

@@ -40,8 +40,6 @@ from loader.plan import (
 )
 from loader.retries import RetryPolicy, retry_key, with_retries
 from loader.snowpipe import RefreshSubmitter, Snowpipe
-from loader.snowpipe_rest import REPORT_WINDOW, RestPipe
-from loader.snowpipe_rest import Submission as RestSubmission
 from loader.tick import Deadline, Edges, Work
 from provisioner.provision import ProvisionState, apply_objects, deferred, plan_objects
 
@@ -49,6 +47,8 @@ if TYPE_CHECKING:
     from tenacity import RetryCallState
 
     from kernel.snowflake_objects import PipeStatus
+    from loader.snowpipe_rest import RestPipe
+    from loader.snowpipe_rest import Submission as RestSubmission
     from loader.storage import DeadLetterEntry, OrgStorage
 
 
@@ -94,7 +94,7 @@ class Delivery:
 def deliver(work: Work, edges: Edges, deadline: Deadline) -> Delivery:
     settings, connection = edges.settings, work.connection
     target = Target.from_connection(connection, settings, aws_account_id(settings))  # fails before a login
-    credentials = read_credentials(connection.secret_ref, edges.secrets)
+    credentials = read_credentials(connection.secret_ref, edges.secrets())
     tag = json.dumps({"app": "floe", "connection_id": connection.connection_id, "run_id": work.run_id})
     budget = Budget(deadline, settings.time_margin_seconds)
     delivery = Delivery()
@@ -112,6 +112,8 @@ def deliver(work: Work, edges: Edges, deadline: Deadline) -> Delivery:
         if warning := _keep_current(work, pipe, edges):
             delivery.warnings.append(warning)
         if connection.mode(settings.load_mode) is LoadMode.REST:
+            from loader.snowpipe_rest import RestPipe  # REST mode only: snowflake-ingest stays off REFRESH's path
+
             rest = RestPipe(connection, credentials, settings, target, deadline)
             _load_rest(delivery, work, pipe, edges, deadline, rest=rest)
         else:
@@ -481,7 +483,7 @@ def _load_rest(
     files, now = work.files, edges.now()
     # A file older than insertReport's memory may have been submitted by an earlier tick: learn its
     # outcome before submitting it again. The steady state (only young files) skips this.
-    known = _catch_up(rest, files, now) if any(now - f.last_modified >= REPORT_WINDOW for f in files) else None
+    known = _catch_up(rest, files, now) if any(now - f.last_modified >= rest.report_window for f in files) else None
     plans = plan_files(files, known or {}, now)
     plans = _settle_early(delivery, _batch(work), work.storage, plans, _loaded_before_pipe(pipe, plans))
     files = [p.file for p in plans]
@@ -500,7 +502,7 @@ def _catch_up(rest: RestPipe, files: list[LiveFile], now: datetime) -> dict[str,
     again: the pipe's 14-day load metadata skips any it loaded (docs/snowflake-facts.md §1, §3)."""
     report = rest.report()
     records = report.records
-    unknown_old = [f for f in files if now - f.last_modified >= REPORT_WINDOW and f.key not in records]
+    unknown_old = [f for f in files if now - f.last_modified >= rest.report_window and f.key not in records]
     if not report.complete or unknown_old:
         records = _merged(records, rest.scan(history_start(unknown_old or files, now)) or {})
     return records

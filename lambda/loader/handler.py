@@ -11,7 +11,7 @@ import json
 import uuid
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
@@ -25,6 +25,9 @@ from loader.event import InvalidEvent, LoaderEvent
 from loader.metrics import CoreMetrics, MetricsRejected, embedded_metrics
 from loader.report import RunReport, RunStatus
 from loader.tick import Deadline, Edges, run_tick
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
 
 log = logs.get("loader")
 _invocations = itertools.count()  # 0 on the first invocation of this process: its cold start
@@ -96,11 +99,15 @@ def edges_for(settings: config.Settings, store: ConnectionStore, **overrides: An
         settings=settings,
         store=store,
         s3=boto3.client("s3"),
-        secrets=boto3.client("secretsmanager"),
+        secrets=_secrets_client,
         metrics=_metrics(settings),
         scope=partial(scoped_clients, settings) if settings.loader_data_role_arn else None,
         **overrides,
     )
+
+
+def _secrets_client() -> SecretsManagerClient:
+    return boto3.client("secretsmanager")
 
 
 def _metrics(settings: config.Settings) -> CoreMetrics | None:

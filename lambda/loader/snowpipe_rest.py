@@ -97,6 +97,8 @@ class RestPipe:
     """One tick's view of the pipe through the REST API. insertReport's `beginMark` advances per
     instance, so a tick's later polls return only what changed."""
 
+    report_window = REPORT_WINDOW
+
     def __init__(
         self,
         connection: Connection,

@@ -46,13 +46,13 @@ class Edges:
     settings: Settings
     store: ConnectionStore
     s3: S3Client
-    secrets: SecretsManagerClient
+    secrets: Callable[[], SecretsManagerClient]  # made when a busy tick reads its secret: idle ticks never do
     metrics: CoreMetrics | None = None
     now: Callable[[], datetime] = _utcnow
     sleep: Callable[[float], None] = time.sleep
     # This connection's own S3 and Secrets Manager clients, given the seconds they must last
     # (loader.data_access, when FLOE_LOADER_DATA_ROLE_ARN is set); None: `s3` and `secrets` serve every tick.
-    scope: Callable[[Connection, float], tuple[S3Client, SecretsManagerClient]] | None = None
+    scope: Callable[[Connection, float], tuple[S3Client, Callable[[], SecretsManagerClient]]] | None = None
 
     def for_connection(self, connection: Connection, seconds: float) -> Edges:
         """The edges whose AWS clients reach only this connection's organisation for `seconds` more."""

@@ -181,7 +181,8 @@ def test_a_tick_pointed_at_another_organisations_prefix_is_refused_by_aws(
 def test_a_session_reaches_only_its_own_organisations_objects_and_its_connections_secret(
     stack: Stack, enforcer: Enforcer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    s3, secrets = data_access.scoped_clients(config.load(), stack.connection, 60)
+    s3, secrets_client = data_access.scoped_clients(config.load(), stack.connection, 60)
+    secrets = secrets_client()
     ours = stack.put_events(stack.key("ours"))
     assert secrets.get_secret_value(SecretId=stack.connection.secret_ref)["SecretString"]
     s3.copy_object(

@@ -120,7 +120,7 @@ class World:
                 settings=settings,
                 store=store,
                 s3=boto3.client("s3"),
-                secrets=boto3.client("secretsmanager"),
+                secrets=lambda: boto3.client("secretsmanager"),
                 now=lambda: datetime.now(UTC) + shift,
             )
             report = run_tick(self.connections[org].connection_id, edges, Deadline.after(TICK_BUDGET_SECONDS))
