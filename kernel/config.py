@@ -16,6 +16,7 @@ from kernel.layout import DEFAULT_LAYOUT
 
 S3_MAX_KEY_BYTES = 1024  # S3's limit on an object key, in UTF-8 bytes
 ROLE_ARN_PATTERN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}")
+POLICY_ARN_PATTERN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:policy/[\w+=,.@/-]{1,512}")
 
 
 N = TypeVar("N", int, float)
@@ -40,6 +41,7 @@ class Settings:
     live_prefix: str = "live/{org_id}/"
     dead_letter_prefix: str = "dead-letter/{org_id}/"
     iam_role_path: str = "/floe/snowflake/"
+    iam_role_boundary_arn: str | None = None  # the permissions boundary `floe provision` gives each role
     secret_prefix: str = "floe/connections/"  # noqa: S105 - a name prefix, not a secret
     snowflake_host: str | None = None
     snowflake_port: int | None = None
@@ -89,6 +91,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
             "FLOE_DEAD_LETTER_PREFIX", env.get("FLOE_DEAD_LETTER_PREFIX", defaults.dead_letter_prefix)
         ),
         iam_role_path=_iam_path(env.get("FLOE_IAM_ROLE_PATH", defaults.iam_role_path)),
+        iam_role_boundary_arn=_policy_arn(env.get("FLOE_IAM_ROLE_BOUNDARY_ARN") or None),
         secret_prefix=env.get("FLOE_SECRET_PREFIX", defaults.secret_prefix),
         snowflake_host=env.get("FLOE_SNOWFLAKE_HOST") or None,
         snowflake_port=_optional_int(env, "FLOE_SNOWFLAKE_PORT", 1, 65535),
@@ -149,6 +152,12 @@ def _core_api_url(env: Mapping[str, str]) -> str | None:
 def _role_arn(value: str | None) -> str | None:
     if value is not None and not ROLE_ARN_PATTERN.fullmatch(value):
         raise ConfigError(f"FLOE_LOADER_DATA_ROLE_ARN={value[:200]!r} must be an IAM role ARN")
+    return value
+
+
+def _policy_arn(value: str | None) -> str | None:
+    if value is not None and not POLICY_ARN_PATTERN.fullmatch(value):
+        raise ConfigError(f"FLOE_IAM_ROLE_BOUNDARY_ARN={value[:200]!r} must be an IAM policy ARN")
     return value
 
 

@@ -86,25 +86,38 @@ def snowflake_trust(user_arn: str, external_id: str) -> dict[str, Any]:
 
 
 def ensure_role(target: Target, settings: Settings, client: IAMClient | None = None) -> RoleResult:
-    """Create the role (trust: deny all) if missing; (re)write its read-only policy either way."""
+    """Create the role (trust: deny all; inside FLOE_IAM_ROLE_BOUNDARY_ARN when set) if missing;
+    (re)write its read-only policy either way."""
     client = client or boto3.client("iam")
     name = iam_role_name(target.org_id)
+    boundary = settings.iam_role_boundary_arn
     created = False
     try:
-        arn = client.get_role(RoleName=name)["Role"]["Arn"]
+        role = client.get_role(RoleName=name)["Role"]
     except ClientError as error:
         if _code(error) != "NoSuchEntity":
             raise
-        arn = client.create_role(
+        # Terraform's operator policy refuses a CreateRole under the role path that names no boundary.
+        inside: dict[str, Any] = {"PermissionsBoundary": boundary} if boundary else {}
+        role = client.create_role(
             Path=settings.iam_role_path,
             RoleName=name,
             AssumeRolePolicyDocument=json.dumps(deny_all_trust()),
             Description=f"Snowflake reads organisation {target.org_id}'s events (Floe)",
-        )["Role"]["Arn"]
+            **inside,
+        )["Role"]
         created = True
         _log.info("created IAM role", extra={"role": name, "org_id": target.org_id})
+    arn = role["Arn"]
     if arn != target.iam_role_arn:
         raise IamError(f"IAM role {name} is {arn}, but the integration names {target.iam_role_arn}")
+    if boundary and role.get("PermissionsBoundary", {}).get("PermissionsBoundaryArn") != boundary:
+        # The operator may not change a boundary, and its policy refuses PutRolePolicy without this one.
+        raise IamError(
+            f"IAM role {name} lacks the permissions boundary FLOE_IAM_ROLE_BOUNDARY_ARN names: an administrator "
+            f"runs `aws iam put-role-permissions-boundary --role-name {name} --permissions-boundary {boundary}`, "
+            "then provision again"
+        )
     policy = read_policy(target.bucket, target.live_prefix)
     client.put_role_policy(RoleName=name, PolicyName=POLICY_NAME, PolicyDocument=json.dumps(policy))
     return RoleResult(name, arn, created)

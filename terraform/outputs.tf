@@ -24,7 +24,7 @@ output "connections_dsn_secret_arn" {
 }
 
 output "snowflake_role_boundary_arn" {
-  description = "Permissions boundary every role under iam_role_path must carry (`floe provision` passes it on CreateRole); the operator policy refuses CreateRole/PutRolePolicy without it."
+  description = "Permissions boundary every role under iam_role_path must carry: set FLOE_IAM_ROLE_BOUNDARY_ARN to it where `floe provision` runs, which passes it on CreateRole; the operator policy refuses CreateRole/PutRolePolicy without it."
   value       = aws_iam_policy.snowflake_role_boundary.arn
 }
 

@@ -71,6 +71,18 @@ def test_ensure_role_creates_once_with_deny_all_trust(aws: MotoServer) -> None:
     assert not iam.ensure_role(target(), Settings()).created
 
 
+def test_a_role_is_created_inside_the_configured_boundary_and_one_without_it_is_refused(aws: MotoServer) -> None:
+    boundary = boto3.client("iam").create_policy(
+        PolicyName="floe-snowflake-role-boundary", PolicyDocument=json.dumps(iam.read_policy("floe-events", "live/"))
+    )["Policy"]["Arn"]
+    inside = Settings(iam_role_boundary_arn=boundary)
+    iam.ensure_role(target(), inside)
+    assert role_of("floe-snowflake-acme")["PermissionsBoundary"]["PermissionsBoundaryArn"] == boundary
+    iam.ensure_role(target("other"), Settings())  # made before the boundary was configured
+    with pytest.raises(iam.IamError, match="put-role-permissions-boundary --role-name floe-snowflake-other"):
+        iam.ensure_role(target("other"), inside)
+
+
 def test_trust_changes_once_then_holds(aws: MotoServer) -> None:
     iam.ensure_role(target(), Settings())
     assert iam.trust_snowflake(target(), SNOWFLAKE_USER, "EXT_1").trust_changed
