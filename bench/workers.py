@@ -182,12 +182,7 @@ def floor(job: Job, channel: Channel) -> Result:
     with requests.recording():
         started = time.perf_counter()
         s3 = boto3.client("s3")
-        prefix = settings.live_prefix_for(connection.org_id)
-        keys = [
-            item["Key"]
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket, Prefix=prefix)
-            for item in page.get("Contents", [])
-        ]
+        keys = _live_keys(s3, settings, connection.org_id)
         if keys:
             session = timer.wrap(open_session)(connection, credentials, settings, query_tag="floe-bench-floor")
             run = timer.wrap(query)
@@ -234,11 +229,7 @@ def floor_rest(job: Job, channel: Channel) -> Result:
         started = time.perf_counter()
         s3 = boto3.client("s3")
         prefix = settings.live_prefix_for(connection.org_id)
-        keys = [
-            item["Key"]
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket, Prefix=prefix)
-            for item in page.get("Contents", [])
-        ]
+        keys = _live_keys(s3, settings, connection.org_id)
         endpoint = {"scheme": "http", "host": settings.snowflake_host, "port": settings.snowflake_port}
         client = SimpleIngestManager(
             account=connection.account,
@@ -478,6 +469,13 @@ WORKERS: dict[str, Callable[[Job, Channel], Result]] = {
     "fanout": fanout,
     "steady": steady,
 }
+
+
+def _live_keys(s3: Any, settings: Settings, org_id: str) -> list[str]:
+    """The floors' listing: every key under the organisation's live prefix, page by page."""
+    prefix = settings.live_prefix_for(org_id)
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket, Prefix=prefix)
+    return [item["Key"] for page in pages for item in page.get("Contents", [])]
 
 
 def _floor_settle(s3: Any, settings: Settings, org_id: str, *, loaded: list[str], failed: list[str]) -> None:

@@ -376,15 +376,15 @@ def _package(args: argparse.Namespace) -> int:
 
 
 def _load(args: argparse.Namespace) -> int:
-    from kernel import config, logs
+    from kernel import logs
     from loader.handler import run
     from loader.tick import Deadline
 
     logs.configure_for_cli()
-    config.load()  # a bad setting exits 2 here; the handler itself would report it as a failed run
-    with connection_store() as (_, store):
-        store.get(args.connection_id)  # an unknown id is a usage failure here, not a run report
-    say(f"one tick for {args.connection_id}: list, REFRESH, follow COPY_HISTORY (budget {args.budget_seconds:g} s)")
+    # A bad setting (exit 2) or an unknown id is the command's failure here, not a failed run's report.
+    with connection_store() as (settings, store):
+        mode = store.get(args.connection_id).mode(settings.load_mode)
+    say(f"one tick for {args.connection_id} ({mode} mode): list, submit, follow (budget {args.budget_seconds:g} s)")
     report = run({"connection_id": args.connection_id}, Deadline.after(args.budget_seconds))
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     if report["status"] == "error":

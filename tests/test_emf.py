@@ -14,18 +14,8 @@ from typing import Any
 from kernel import logs
 from loader.handler import _logged
 from loader.report import RunReport, RunStatus
+from tests.contracts import EMF_DIMENSIONS, EMF_METRICS, EMF_NAMESPACE
 
-METRICS = {
-    "EventsDelivered",
-    "FilesLoaded",
-    "FilesDeadLettered",
-    "FilesInFlight",
-    "LagSeconds",
-    "RunDurationMs",
-    "SnowflakeStatements",
-    "WarehouseStatements",
-    "RunFailed",
-}
 # The specification's StandardUnit values that Floe uses.
 UNITS = {"Count", "Seconds", "Milliseconds"}
 
@@ -85,11 +75,11 @@ def test_a_busy_runs_line_is_a_valid_emf_document_with_every_metric_and_dimensio
         _logged(report, tick_id=None)
     (line,) = lines
     (directive,) = validate(line)
-    assert directive["Namespace"] == "Floe"
-    assert directive["Dimensions"] == [["connection_id", "status"], ["connection_id"], []]
-    assert {metric["Name"] for metric in directive["Metrics"]} == METRICS
+    assert directive["Namespace"] == EMF_NAMESPACE
+    assert directive["Dimensions"] == EMF_DIMENSIONS
+    assert {metric["Name"] for metric in directive["Metrics"]} == EMF_METRICS
     assert (line["connection_id"], line["status"]) == ("c-1", "partial")
-    assert {name: line[name] for name in METRICS} == {
+    assert {name: line[name] for name in EMF_METRICS} == {
         "EventsDelivered": 30,
         "FilesLoaded": 3,
         "FilesDeadLettered": 1,

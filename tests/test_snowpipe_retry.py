@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from devstack.scenario import new_connection
 from kernel import config
-from kernel.layout import layout_regex
 from kernel.render import Target
 from kernel.snowflake_session import SnowflakeError
 from loader.budget import Budget
@@ -27,21 +27,7 @@ def pipe(monkeypatch: pytest.MonkeyPatch, error: SnowflakeError, sleeps: list[fl
 
     monkeypatch.setattr("loader.snowpipe.query", failing)
     settings = config.load()
-    target = Target(
-        org_id="acme",
-        account="ACME_ACCOUNT",
-        user="FLOE_LOADER",
-        role="FLOE_LOADER",
-        warehouse="COMPUTE_WH",
-        database="ANALYTICS",
-        schema="FLAGSMITH",
-        table="FLAG_EVALUATIONS",
-        file_format="FLOE_EVENTS_JSON",
-        bucket="floe-events",
-        live_prefix="live/acme/",
-        iam_role_arn="arn:aws:iam::123456789012:role/floe/snowflake/floe-snowflake-acme",
-        file_pattern=layout_regex(settings.layout),
-    )
+    target = Target.from_connection(new_connection("acme", "ACME_ACCOUNT", settings), settings, "123456789012")
     budget = Budget(Deadline.after(600), 0)
     return Snowpipe(session=None, target=target, attempts=settings.retry_attempts, budget=budget), sent  # type: ignore[arg-type]
 

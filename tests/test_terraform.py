@@ -24,6 +24,7 @@ from hcl2 import SerializationOptions
 
 from kernel import config, logs
 from loader import aws_actions
+from tests.contracts import EMF_DIMENSIONS, EMF_METRICS, EMF_NAMESPACE
 
 ROOT = Path(__file__).resolve().parents[1]
 TERRAFORM = ROOT / "terraform"
@@ -747,21 +748,6 @@ def test_the_operator_cannot_create_a_snowflake_role_without_the_boundary() -> N
 
 
 # ------------------------------------------------------------------ metrics, alarms, dashboard
-
-# The loader's Embedded Metric Format contract (docs/operations.md, "Metrics").
-EMF_NAMESPACE = "Floe"
-EMF_METRICS = {
-    "EventsDelivered",
-    "FilesLoaded",
-    "FilesDeadLettered",
-    "FilesInFlight",
-    "LagSeconds",
-    "RunDurationMs",
-    "SnowflakeStatements",
-    "WarehouseStatements",
-    "RunFailed",
-}
-EMF_DIMENSIONS = [["connection_id", "status"], ["connection_id"], []]
 
 
 def test_metrics_come_from_the_loaders_emf_line_not_metric_filters() -> None:

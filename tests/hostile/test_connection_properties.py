@@ -21,6 +21,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from devstack.scenario import new_connection
 from kernel import render
 from kernel.config import Settings
 from kernel.connections import (
@@ -39,19 +40,7 @@ IDENTIFIER_FIELDS = ("user", "role", "warehouse", "database", "schema", "table",
 PUBLIC_KEY = "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA" + "A" * 300 + "IDAQAB"
 RULE_TEXT = " ".join(p.pattern for p in (ORG_ID_PATTERN, CONNECTION_ID_PATTERN, ACCOUNT_PATTERN, SECRET_REF_PATTERN))
 
-BASE = Connection(
-    connection_id="c-1",
-    org_id="acme",
-    account="ACME_ACCOUNT",
-    user="FLOE_LOADER",
-    role="FLOE_LOADER",
-    warehouse="COMPUTE_WH",
-    database="ANALYTICS",
-    schema="FLAGSMITH",
-    table="FLAG_EVALUATIONS",
-    secret_ref="floe/connections/acme",
-    status=ConnectionStatus.READY,
-)
+BASE = replace(new_connection("acme", "ACME_ACCOUNT", Settings()), connection_id="c-1", status=ConnectionStatus.READY)
 
 hostile_identifiers = st.sampled_from(
     [

@@ -19,9 +19,9 @@ import boto3
 import pytest
 
 from devstack.aws import MotoServer
+from devstack.scenario import new_connection
 from devstack.snowflake.server import StandIn
 from kernel.config import Settings
-from kernel.layout import layout_regex
 from kernel.render import Target
 from loader.snowpipe import Snowpipe
 
@@ -187,21 +187,8 @@ def test_a_key_outside_the_layout_is_not_loaded_behind_the_loaders_back(outcome:
 
 
 def _pipe() -> Snowpipe:
-    target = Target(
-        org_id="acme",
-        account="ACME_ACCOUNT",
-        user="FLOE_LOADER",
-        role="FLOE_LOADER",
-        warehouse="COMPUTE_WH",
-        database="ANALYTICS",
-        schema="FLAGSMITH",
-        table="FLAG_EVALUATIONS",
-        file_format="FLOE_EVENTS_JSON",
-        bucket="floe-events",
-        live_prefix="live/acme/",
-        iam_role_arn="arn:aws:iam::123456789012:role/floe/snowflake/floe-snowflake-acme",
-        file_pattern=layout_regex(Settings().layout),
-    )
+    settings = Settings()
+    target = Target.from_connection(new_connection("acme", "ACME_ACCOUNT", settings), settings, "123456789012")
     return Snowpipe(session=None, target=target, attempts=1, budget=None)  # type: ignore[arg-type]  # key_of needs none
 
 
