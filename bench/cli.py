@@ -278,7 +278,7 @@ def _targets(document: dict[str, Any]) -> list[dict[str, Any]]:
     cold = document["cold_start"]
     if cold:
         add(
-            "idle cold start < 1.5x import boto3",
+            "idle cold start < 1.5x import boto3 (from source)",
             f"{cold['first_s3_s']:.3f} s vs {cold['boto3_import_s']:.3f} s = {cold['ratio_to_boto3']:.2f}x",
             cold["ratio_to_boto3"] < 1.5,
         )

@@ -1,8 +1,11 @@
-"""Cold start: a fresh interpreter per measurement (no warm `.pyc` effects beyond the machine's cache).
+"""Cold start: a fresh interpreter per measurement, in two conditions.
 
 The idle path: `import loader.handler`, then `loader.handler.run` for a connection whose prefix is
 empty, timed to the first S3 request (boto3's `before-send`) and to the end of the tick; the baseline is
-`import boto3` alone, in its own fresh interpreter."""
+`import boto3` alone, in its own fresh interpreter. Measured with every module compiled from source (an
+empty PYTHONPYCACHEPREFIX: the condition the issue's target was first measured in) and from bytecode (the
+cache `bench.cli` warms, as the Lambda zip ships it). From bytecode, creating the S3 client (botocore
+loading S3's service model) is timed too: every tick that lists S3 pays it."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import json
 import statistics
 import subprocess
 import sys
+import tempfile
 from typing import Any
 
 _IDLE = """
@@ -41,9 +45,15 @@ import time
 started = time.perf_counter()
 import boto3
 imported = time.perf_counter()
+boto3.client("s3")
+client = time.perf_counter()
 import psycopg
 import json
-print(json.dumps({"import_s": imported - started, "psycopg_after_boto3_s": time.perf_counter() - imported}))
+print(json.dumps({
+    "import_s": imported - started,
+    "s3_client_s": client - imported,
+    "psycopg_after_boto3_s": time.perf_counter() - client,
+}))
 """
 
 
@@ -59,7 +69,20 @@ def _fresh(code: str, env: dict[str, str], *args: str) -> dict[str, Any]:
 
 
 def measure(env: dict[str, str], connection_id: str, runs: int) -> dict[str, Any]:
-    """Alternates the two probes `runs` times; medians, and the ratio the target is stated in."""
+    """From source (the top-level figures, which the target is stated in) and, under "bytecode", from
+    the warmed bytecode cache; each alternates the two probes `runs` times and reports medians."""
+    with tempfile.TemporaryDirectory(prefix="floe-no-pyc-") as empty:
+        from_source = {**env, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPYCACHEPREFIX": empty}
+        result = _measure(from_source, connection_id, runs)
+    from_bytecode = {name: value for name, value in env.items() if name != "PYTHONPYCACHEPREFIX"}
+    bytecode = _measure(from_bytecode, connection_id, runs)
+    bytecode["ratio_to_boto3_and_s3_client"] = bytecode["first_s3_s"] / (
+        bytecode["boto3_import_s"] + bytecode["s3_client_s"]
+    )
+    return {**result, "bytecode": bytecode}
+
+
+def _measure(env: dict[str, str], connection_id: str, runs: int) -> dict[str, Any]:
     idle, boto3_only = [], []
     for _ in range(runs):
         boto3_only.append(_fresh(_BOTO3, env))
@@ -70,6 +93,7 @@ def measure(env: dict[str, str], connection_id: str, runs: int) -> dict[str, Any
         "runs": runs,
         "status": idle[-1]["status"],
         "boto3_import_s": boto3_s,
+        "s3_client_s": statistics.median(r["s3_client_s"] for r in boto3_only),
         "handler_import_s": statistics.median(r["import_s"] for r in idle),
         "first_s3_s": first_s3,
         "idle_tick_s": statistics.median(r["idle_tick_s"] for r in idle),

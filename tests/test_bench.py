@@ -45,6 +45,7 @@ def test_the_smallest_scenarios_run_and_print_one_table(tmp_path: Path) -> None:
     assert one["s3"] == {"DeleteObjects": 1, "ListObjectsV2": 1}
     assert rows[("1", "usual")]["snowflake"]["by_kind"].get("copy_into") == 1
     assert document["cold_start"]["status"] == "idle"
+    assert document["cold_start"]["bytecode"]["status"] == "idle"
     assert document["cold_start"]["snowflake"]["statements"] == 0
     assert {t["target"] for t in document["targets"]} >= {"idle: 0 secret reads"}
 
