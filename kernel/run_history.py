@@ -1,6 +1,6 @@
 """A connection's recent runs, and the delivery status derived from them (docs/metrics.md, "Status").
 
-The loader records one `RunRecord` per tick in the connection store (bounded to `RETENTION`); `derive`
+The loader records one `RunRecord` per working tick in the connection store (bounded to `RETENTION`); `derive`
 turns them into what core shows an organisation, after Flagsmith #7289's model: a status of active,
 degraded, error or idle, the last delivery, events delivered in the last 24 h and 7 d, failed
 deliveries in 24 h, and recent errors. `derive` is pure: it reads only the runs and the time given.

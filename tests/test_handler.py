@@ -189,13 +189,17 @@ def recorded() -> Iterator[list[dict[str, Any]]]:
         logger.setLevel(level)
 
 
-def test_every_run_of_a_known_connection_is_kept_in_its_history(requests: list[str], tmp_path: Path) -> None:
-    report = tick({"connection_id": "c-ready"})
+def test_every_working_run_of_a_known_connection_is_kept_in_its_history(requests: list[str], tmp_path: Path) -> None:
+    assert tick({"connection_id": "c-ready"})["status"] == "idle"  # no rule reads an idle run: not kept
+    assert tick({"connection_id": "c-off"})["status"] == "skipped"
+    write_event_file(boto3.client("s3"), BUCKET, config.load().live_prefix_for("acme"), "a")
+    report = tick({"connection_id": "c-ready"})  # busy, and failing: its connection secret does not exist
     tick({"connection_id": "c-nope"})  # no row: nothing to keep it under
     with open_store(f"sqlite:///{tmp_path}/connections.db") as store:
-        [kept] = store.runs("c-ready", since=datetime.now(UTC) - timedelta(hours=1))
-        assert (kept.run_id, kept.status) == (report["run_id"], "idle")
-        assert store.runs("c-nope", since=datetime.now(UTC) - timedelta(hours=1)) == []
+        since = datetime.now(UTC) - timedelta(hours=1)
+        [kept] = store.runs("c-ready", since=since)
+        assert (kept.run_id, kept.status) == (report["run_id"], "error")
+        assert store.runs("c-off", since=since) == store.runs("c-nope", since=since) == []
 
 
 def test_a_history_that_cannot_be_written_never_fails_the_tick(requests: list[str], tmp_path: Path) -> None:

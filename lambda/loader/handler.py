@@ -83,12 +83,14 @@ def _failed(run_id: str, connection_id: str, error: Exception) -> RunReport:
 
 
 def _remember(store: ConnectionStore, report: RunReport) -> None:
-    """Keep the run in the connection's history (`floe status`, docs/metrics.md). Best effort: the
-    history only describes deliveries, so failing to write it must never fail the tick that made them."""
-    if report.org_id is None:  # the row was never read (unknown connection): nothing to keep it under
+    """Keep a working run in the connection's history (`floe status`, docs/metrics.md): the status rules
+    read no idle or skipped run, so those cost no write. Best effort: the history only describes
+    deliveries, so failing to write it must never fail the tick that made them."""
+    record = report.history_record()
+    if report.org_id is None or not record.worked:  # an unknown connection has nothing to keep it under
         return
     try:
-        store.record_run(report.history_record())
+        store.record_run(record)
     except Exception:
         log.warning("run not recorded in the history", extra={"connection_id": report.connection_id}, exc_info=True)
 
