@@ -134,6 +134,16 @@ class Evidence:
     def add(self, where: str, text: object) -> None:
         self.texts.setdefault(where, []).append(text if isinstance(text, str) else json.dumps(text, default=str))
 
+    def collect(self, records: Records, capfd: pytest.CaptureFixture[str], stack: Stack) -> None:
+        """What a reader of the run could see: every log line, stdout and stderr, what core received."""
+        for line in records.lines:
+            self.add("log", line)
+        captured = capfd.readouterr()
+        self.add("stdout", captured.out)
+        self.add("stderr", captured.err)
+        for received in stack.core.received:
+            self.add("core", {"body": received.body, "headers": received.headers, "path": received.path})
+
     def exception(self, where: str, call: Callable[[], object]) -> None:
         """Run `call`; its result, or its exception's text and formatted traceback, is evidence."""
         try:
@@ -266,13 +276,7 @@ def test_no_failure_path_leaks_the_key_or_the_password(stack: Stack, capfd: pyte
         assert cli.main(["load", "--connection-id", connection_id, "--json", "--budget-seconds", "8"]) == 4  # refused
         assert cli.main(["status", "--connection-id", connection_id]) == 0
 
-    for line in records.lines:
-        evidence.add("log", line)
-    captured = capfd.readouterr()
-    evidence.add("stdout", captured.out)
-    evidence.add("stderr", captured.err)
-    for received in stack.core.received:
-        evidence.add("core", {"body": received.body, "headers": received.headers, "path": received.path})
+    evidence.collect(records, capfd, stack)
     for key in keys(stack.settings.bucket, "dead-letter/"):
         evidence.add(
             "dead-letter", stack.s3.get_object(Bucket=stack.settings.bucket, Key=key)["Body"].read().decode("latin-1")
@@ -366,13 +370,7 @@ def test_no_store_token_or_aws_failure_leaks_the_database_password_the_token_or_
             status = ["status", "--connection-id", stack.connection.connection_id]
             evidence.exception("cli-status", lambda: cli.main(status))
 
-    for line in records.lines:
-        evidence.add("log", line)
-    captured = capfd.readouterr()
-    evidence.add("stdout", captured.out)
-    evidence.add("stderr", captured.err)
-    for received in stack.core.received:
-        evidence.add("core", {"body": received.body, "headers": received.headers, "path": received.path})
+    evidence.collect(records, capfd, stack)
 
     needles = {"db-password": db_password, "token": token, "aws-key": aws_key}
     needles |= {f"session-key-{i}": session.secret_access_key for i, session in enumerate(sessions)}
