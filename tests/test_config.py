@@ -35,6 +35,7 @@ def test_defaults_are_the_documented_ones() -> None:
         ({"FLOE_SNOWFLAKE_PROTOCOL": "http"}, "FLOE_LOCAL_STACK"),
         ({"FLOE_CORE_API_URL": "http://core/runs", "FLOE_CORE_API_TOKEN_SECRET": "t"}, "https"),
         ({"FLOE_LOADER_DATA_ROLE_ARN": "floe-loader-data"}, "FLOE_LOADER_DATA_ROLE_ARN"),
+        ({"FLOE_IAM_ROLE_BOUNDARY_ARN": "arn:aws:iam::123456789012:role/not-a-policy"}, "FLOE_IAM_ROLE_BOUNDARY_ARN"),
     ],
 )
 def test_a_bad_setting_fails_at_start_naming_its_variable(environ: dict[str, str], names: str) -> None:
