@@ -111,7 +111,7 @@ def ensure_role(target: Target, settings: Settings, client: IAMClient | None = N
     arn = role["Arn"]
     if arn != target.iam_role_arn:
         raise IamError(f"IAM role {name} is {arn}, but the integration names {target.iam_role_arn}")
-    if boundary and role.get("PermissionsBoundary", {}).get("PermissionsBoundaryArn") != boundary:
+    if boundary and not created and role.get("PermissionsBoundary", {}).get("PermissionsBoundaryArn") != boundary:
         # The operator may not change a boundary, and its policy refuses PutRolePolicy without this one.
         raise IamError(
             f"IAM role {name} lacks the permissions boundary FLOE_IAM_ROLE_BOUNDARY_ARN names: an administrator "
