@@ -174,6 +174,9 @@ class LoadRecord:
     error_limit: int = 1
     pipe: QualifiedName | None = None
     pipe_id: str | None = None
+    # The file's path under its stage, as insertFiles names it: what the REST API matches on, whatever
+    # name COPY_HISTORY shows (a reading may show it relative to the bucket, or URL-encoded).
+    relative_path: str = ""
 
 
 @dataclass

@@ -533,6 +533,7 @@ def _record(
         first_error_character_pos=first.character if first else None,
         first_error_column_name=first.column if first else None,
         error_count=len(outcome.errors),
+        relative_path=file.relative_path,
         error_limit=outcome.error_limit,
         pipe=pipe.name if pipe else None,
         pipe_id=pipe.id if pipe else None,
@@ -671,6 +672,7 @@ def history_rows(
             error_limit=engine.OnError.parse(pipe.copy.on_error or "SKIP_FILE").error_limit(0),
             pipe=pipe.name,
             pipe_id=pipe.id,
+            relative_path=q.file.relative_path,
         )
         for pipe in account.pipes.values()
         if pipe.copy.table == table and account.reading.queued_in_history

@@ -327,7 +327,9 @@ def _key(submission: RestSubmission) -> tuple[str, str, float]:
 
 def _finished_records(account: Account, now: float) -> dict[tuple[str, str, float], LoadRecord]:
     """Loads of pipes that COPY_HISTORY already shows, by (pipe id, path, received at)."""
-    return {(r.pipe_id, r.file_name, r.received_at): r for r in account.history if r.pipe_id and r.visible_at <= now}
+    return {
+        (r.pipe_id, r.relative_path, r.received_at): r for r in account.history if r.pipe_id and r.visible_at <= now
+    }
 
 
 def _add_event(account: Account, submission: RestSubmission, at: float) -> None:

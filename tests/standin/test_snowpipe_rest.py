@@ -146,6 +146,18 @@ def test_pattern_rejects_come_back_unmatched_and_the_rest_are_pending(standin: S
     assert report["statistics"] == {"activeFilesCount": 1}
 
 
+@pytest.mark.parametrize("reading", ["today", "bucket-paths", "url-encoded", "harshest"])
+def test_insert_report_sees_a_load_whatever_name_copy_history_shows_it_by(standin: StandIn, reading: str) -> None:
+    """The report matches a submission to its load by the path insertFiles named; a reading changes only
+    how COPY_HISTORY shows the name (seen once: under bucket-paths no load was ever reported)."""
+    _, key = _setup(standin)
+    standin.control.set_reading("acme", reading)
+    manager = _manager(standin, key)
+    manager.ingest_files([_put("ev ts/a.json.gz", {"n": 1})])
+    standin.control.drain("acme")
+    assert [(f["path"], f["status"]) for f in manager.get_history()["files"]] == [("ev ts/a.json.gz", "LOADED")]
+
+
 def test_a_file_missing_from_s3_fails_its_load(standin: StandIn) -> None:
     _, key = _setup(standin)
     manager = _manager(standin, key)
