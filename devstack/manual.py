@@ -17,7 +17,7 @@ import snowflake.connector
 
 from devstack.aws import TEST_CREDENTIALS
 from devstack.events import write_corrupt_file, write_event_file
-from devstack.scenario import ADMIN_PASSWORD, ADMIN_USER
+from devstack.scenario import ADMIN_PASSWORD, ADMIN_USER, admin_session
 from kernel import config, render
 from kernel.errors import FloeError
 from kernel.render import Target
@@ -80,16 +80,7 @@ def customer_setup(connection: Connection, settings: config.Settings) -> str:
         ("the new key's statement", rotation) if rotation else ("the setup script", _setup_script(connection, settings))
     )
     try:
-        with snowflake.connector.connect(
-            account=connection.account,
-            user=ADMIN_USER,
-            password=ADMIN_PASSWORD,
-            host=settings.snowflake_host,
-            port=settings.snowflake_port,
-            protocol="http",
-            role="ACCOUNTADMIN",
-            login_timeout=10,
-        ) as admin:
+        with admin_session(settings.snowflake_host, settings.snowflake_port, connection.account) as admin:
             admin.execute_string(script)
     except snowflake.connector.errors.Error:
         raise NotOnTheLocalStack(

@@ -56,27 +56,28 @@ def onboard(org_id: str, account: str, *, standin: StandIn, settings: Settings, 
     return store.get(connection.connection_id)
 
 
-def admin_session(standin: StandIn, account: str) -> snowflake.connector.SnowflakeConnection:
-    """The customer's Snowflake admin, in their own account."""
+def admin_session(host: str, port: int, account: str) -> snowflake.connector.SnowflakeConnection:
+    """The customer's Snowflake admin, in their own account of the stand-in at host:port."""
     return snowflake.connector.connect(
         account=account,
         user=ADMIN_USER,
         password=ADMIN_PASSWORD,
-        host=standin.host,
-        port=standin.port,
+        host=host,
+        port=port,
         protocol="http",
         role="ACCOUNTADMIN",
         warehouse="COMPUTE_WH",
+        login_timeout=10,
     )
 
 
 def run_as_admin(standin: StandIn, account: str, script: str) -> None:
-    with admin_session(standin, account) as admin:
+    with admin_session(standin.host, standin.port, account) as admin:
         admin.execute_string(script)
 
 
 def run_as_admin_query(standin: StandIn, account: str, sql: str) -> list[tuple[Any, ...]]:
-    with admin_session(standin, account) as admin:
+    with admin_session(standin.host, standin.port, account) as admin:
         return list(admin.cursor().execute(sql) or [])
 
 

@@ -107,22 +107,28 @@ def render_table(rows: list[dict[str, str]]) -> str:
     return "\n".join(f"{r['question']:<{widths[0]}}  {r['observed']:<{widths[1]}}  {r['readings']}" for r in rows)
 
 
+def probe_connection(settings: config.Settings, connection: Connection, **timing: float) -> Findings:
+    """Run the readings probe as the connection's loader, in its live prefix (`timing`: the probe's
+    `timeout` and `poll_seconds`)."""
+    target = Target.from_connection(connection, settings, config.aws_account_id(settings))
+    credentials = read_credentials(connection.secret_ref, boto3.client("secretsmanager"))
+    session = open_session(connection, credentials, settings, query_tag='{"app": "floe-doctor"}')
+    s3 = boto3.client("s3")
+
+    def put(key: str, body: bytes) -> None:
+        s3.put_object(Bucket=settings.bucket, Key=key, Body=body)
+
+    try:
+        files = probe_files(settings.live_prefix_for(connection.org_id))
+        return probe(lambda sql: query(session, sql), put, target, files, **timing)
+    finally:
+        session.close()
+
+
 def run_live(env: Mapping[str, str], out: Path) -> tuple[list[dict[str, str]], dict[str, Any]]:
     """Provision a scratch connection, probe it, tear it down; the table and the JSON document."""
     with _scratch(env) as (settings, connection):
-        target = Target.from_connection(connection, settings, config.aws_account_id(settings))
-        credentials = read_credentials(connection.secret_ref, boto3.client("secretsmanager"))
-        session = open_session(connection, credentials, settings, query_tag='{"app": "floe-doctor"}')
-        s3 = boto3.client("s3")
-
-        def put(key: str, body: bytes) -> None:
-            s3.put_object(Bucket=settings.bucket, Key=key, Body=body)
-
-        try:
-            files = probe_files(settings.live_prefix_for(connection.org_id))
-            found = probe(lambda sql: query(session, sql), put, target, files)
-        finally:
-            session.close()
+        found = probe_connection(settings, connection)
     rows = table(found)
     document = {"account": env["FLOE_LIVE_SNOWFLAKE_ACCOUNT"], "axes": found.axes, "table": rows}
     out.write_text(json.dumps(document, indent=2))

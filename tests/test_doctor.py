@@ -5,20 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import boto3
 import pytest
 
 from devstack.scenario import onboard
 from devstack.snowflake.readings import PRESETS, matching
 from devstack.snowflake.server import StandIn
 from floe.cli import main
-from floe.doctor import probe_files, table
+from floe.doctor import probe_connection, table
 from kernel import config
 from kernel.connections import open_store
-from kernel.render import Target
-from kernel.secrets import read_credentials
-from kernel.snowflake_session import open_session, query
-from provisioner.readings_probe import probe
 
 
 def test_without_credentials_it_names_the_variables_and_exits_2(
@@ -53,19 +48,7 @@ def test_the_probe_identifies_the_reading_it_runs_against(
         connection = onboard("doctor", "DOCTOR_ACCOUNT", standin=standin, settings=settings, store=store)
     standin.control.set_reading("DOCTOR_ACCOUNT", reading)
     standin.control.configure("DOCTOR_ACCOUNT", load_delay_seconds=1.0)  # a queued file stays queued a while
-    target = Target.from_connection(connection, settings, "123456789012")
-    credentials = read_credentials(connection.secret_ref, boto3.client("secretsmanager"))
-    session = open_session(connection, credentials, settings, query_tag="{}")
-    s3 = boto3.client("s3")
-
-    def put(key: str, body: bytes) -> None:
-        s3.put_object(Bucket=settings.bucket, Key=key, Body=body)
-
-    try:
-        files = probe_files(settings.live_prefix_for(connection.org_id))
-        found = probe(lambda sql: query(session, sql), put, target, files, timeout=60, poll_seconds=0.3)
-    finally:
-        session.close()
+    found = probe_connection(settings, connection, timeout=60, poll_seconds=0.3)
     assert None not in found.axes.values(), found.details
     assert matching(found.axes) == [reading], found.details
     rows = table(found)
