@@ -6,6 +6,7 @@ the Snowflake connector is imported only when a tick has files to load.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import uuid
@@ -27,6 +28,7 @@ from loader.report import RunReport, RunStatus
 from loader.tick import Deadline, Edges, run_tick
 
 if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
 log = logs.get("loader")
@@ -100,12 +102,16 @@ def edges_for(settings: config.Settings, store: ConnectionStore, **overrides: An
     return Edges(
         settings=settings,
         store=store,
-        s3=boto3.client("s3"),
+        s3=functools.cache(_s3_client),  # one per invocation, made only if used
         secrets=_secrets_client,
         metrics=_metrics(settings),
         scope=partial(scoped_clients, settings) if settings.loader_data_role_arn else None,
         **overrides,
     )
+
+
+def _s3_client() -> S3Client:
+    return boto3.client("s3")
 
 
 def _secrets_client() -> SecretsManagerClient:

@@ -45,8 +45,10 @@ class Edges:
 
     settings: Settings
     store: ConnectionStore
-    s3: S3Client
-    secrets: Callable[[], SecretsManagerClient]  # made when a busy tick reads its secret: idle ticks never do
+    # Client makers: a client is made when first needed, so none is made that a tick does not use (with a
+    # data role, the execution role's own S3 client; on an idle tick, a Secrets Manager client).
+    s3: Callable[[], S3Client]
+    secrets: Callable[[], SecretsManagerClient]
     metrics: CoreMetrics | None = None
     now: Callable[[], datetime] = _utcnow
     sleep: Callable[[float], None] = time.sleep
@@ -59,7 +61,7 @@ class Edges:
         if self.scope is None:
             return self
         s3, secrets = self.scope(connection, seconds)
-        return replace(self, s3=s3, secrets=secrets)
+        return replace(self, s3=lambda: s3, secrets=secrets)
 
 
 @dataclass(frozen=True)
@@ -156,7 +158,7 @@ def _work(report: RunReport, connection: Connection, lease: Lease, edges: Edges,
 def _storage(edges: Edges, connection: Connection) -> OrgStorage:
     settings = edges.settings
     return OrgStorage(
-        edges.s3,
+        edges.s3(),
         settings.bucket,
         settings.live_prefix_for(connection.org_id),
         settings.dead_letter_prefix_for(connection.org_id),

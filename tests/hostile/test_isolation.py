@@ -212,10 +212,23 @@ def test_a_session_reaches_only_its_own_organisations_objects_and_its_connection
 def test_an_idle_tick_assumes_the_role_once_then_only_lists(
     stack: Stack, enforcer: Enforcer, aws_operations: list[str]
 ) -> None:
+    made: list[str] = []
+
+    def record(event_name: str, **_: object) -> None:
+        made.append(event_name)
+
+    session = boto3.DEFAULT_SESSION
+    assert session is not None  # made by the aws_operations fixture
+    session.events.register("creating-client-class", record)
     aws_operations.clear()
-    assert stack.tick()["status"] == "idle"
-    assert stack.tick()["status"] == "idle"
+    try:
+        assert stack.tick()["status"] == "idle"
+        assert stack.tick()["status"] == "idle"
+    finally:
+        session.events.unregister("creating-client-class", record)
     assert aws_operations == ["AssumeRole", "ListObjectsV2", "ListObjectsV2"]
+    # Each tick makes only its session's S3 client: none for the execution role, no Secrets Manager client.
+    assert [name.rsplit(".", 1)[-1] for name in made] == ["sts", "s3", "s3"]
 
 
 def test_the_session_policy_fits_sts_limit_and_names_the_connections_own_secret(stack: Stack) -> None:

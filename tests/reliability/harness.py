@@ -119,7 +119,7 @@ class World:
             edges = Edges(
                 settings=settings,
                 store=store,
-                s3=boto3.client("s3"),
+                s3=lambda: boto3.client("s3"),
                 secrets=lambda: boto3.client("secretsmanager"),
                 now=lambda: datetime.now(UTC) + shift,
             )
