@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from tenacity import Retrying, retry_if_result, wait_exponential
@@ -344,17 +346,11 @@ def _in_table(pipe: Snowpipe, plans: list[FilePlan]) -> list[FilePlan]:
 def _follow(
     pipe: Snowpipe, files: list[LiveFile], edges: Edges, outer: Deadline, submission: Submission
 ) -> list[FilePlan]:
-    """Poll COPY_HISTORY (one query per poll, all files) with exponential backoff until every watched or
-    in-progress file is terminal, or the time budget (less the margin) runs out. A watched file REFRESH
-    did not name is followed only while the pipe runs and has files pending."""
+    """Poll COPY_HISTORY (one query per poll, all files) until every watched or in-progress file is
+    terminal. A watched file REFRESH did not name is followed only while the pipe runs and has files
+    pending."""
     watched, sent = submission.watched, submission.sent
-    settings = edges.settings
     start = history_start(files, edges.now())
-    # Files still loading are the next tick's; following them for the Lambda's whole life only burns
-    # warehouse time (a paused pipe would keep the tick polling).
-    deadline = outer.within(Deadline.after(settings.follow_seconds))
-    if watched:
-        edges.sleep(max(0.0, min(settings.poll_first_seconds, deadline.remaining() - settings.time_margin_seconds)))
 
     def poll() -> list[FilePlan]:
         return plan_files(files, latest_records(pipe.history(start)), edges.now())
@@ -373,10 +369,34 @@ def _follow(
         status = pipe.status()
         return status.running and status.pending_file_count > 0
 
+    # The budget must cover the next poll and, after following, the pipe's status (a stalled pipe is
+    # reported from it).
+    fits = partial(pipe.budget.covers, 2)  # covers(requests, after_seconds)
+    return _poll_while(poll, waiting, edges, outer, submitted=bool(watched), fits=fits)
+
+
+def _poll_while(
+    poll: Callable[[], list[FilePlan]],
+    waiting: Callable[[list[FilePlan]], bool],
+    edges: Edges,
+    outer: Deadline,
+    *,
+    submitted: bool,
+    fits: Callable[[float], bool] = lambda _sleep: True,
+) -> list[FilePlan]:
+    """Both modes' follow-up: after the first poll interval (when anything was submitted), poll with
+    exponential backoff while `waiting`, within FLOE_FOLLOW_SECONDS and the budget less the margin, and
+    while `fits(the next sleep)`; the last poll's plans."""
+    settings = edges.settings
+    # Files still loading are the next tick's; following them for the Lambda's whole life only burns
+    # warehouse time (a paused pipe would keep the tick polling).
+    deadline = outer.within(Deadline.after(settings.follow_seconds))
+    if submitted:
+        edges.sleep(max(0.0, min(settings.poll_first_seconds, deadline.remaining() - settings.time_margin_seconds)))
+
     def out_of_time(state: RetryCallState) -> bool:
-        # The next poll and, after following, the pipe's status (a stalled pipe is reported from it).
         sleep = state.upcoming_sleep or 0.0
-        return deadline.remaining() - sleep < settings.time_margin_seconds or not pipe.budget.covers(2, sleep)
+        return deadline.remaining() - sleep < settings.time_margin_seconds or not fits(sleep)
 
     retrying = Retrying(
         sleep=edges.sleep,
@@ -385,8 +405,8 @@ def _follow(
         stop=out_of_time,
         retry_error_callback=lambda state: state.outcome.result() if state.outcome else [],
     )
-    result: list[FilePlan] = retrying(poll)
-    return result
+    plans: list[FilePlan] = retrying(poll)
+    return plans
 
 
 def _status_if_needed(
@@ -521,11 +541,7 @@ def _follow_rest(
     queued file is still loading, or the budget runs out. A submitted file no report names was skipped
     by the pipe's load metadata (loaded or queued before): it is not waited for. A report that lost
     events is completed by the tick's one loadHistoryScan."""
-    settings = edges.settings
-    deadline = outer.within(Deadline.after(settings.follow_seconds))
     records, complete = dict(known), True
-    if submitted:
-        edges.sleep(max(0.0, min(settings.poll_first_seconds, deadline.remaining() - settings.time_margin_seconds)))
 
     def poll() -> list[FilePlan]:
         nonlocal records, complete
@@ -533,17 +549,7 @@ def _follow_rest(
         records, complete = _merged(records, report.records), complete and report.complete
         return plan_files(files, records, edges.now())
 
-    def out_of_time(state: RetryCallState) -> bool:
-        return deadline.remaining() - (state.upcoming_sleep or 0.0) < settings.time_margin_seconds
-
-    retrying = Retrying(
-        sleep=edges.sleep,
-        retry=retry_if_result(lambda plans: bool(unsettled(plans))),
-        wait=wait_exponential(multiplier=settings.poll_first_seconds or 0.1, max=settings.poll_max_seconds),
-        stop=out_of_time,
-        retry_error_callback=lambda state: state.outcome.result() if state.outcome else [],
-    )
-    plans: list[FilePlan] = retrying(poll)
+    plans = _poll_while(poll, lambda plans: bool(unsettled(plans)), edges, outer, submitted=submitted)
     if not complete and (scanned := rest.scan(history_start(files, edges.now()))):
         plans = plan_files(files, _merged(records, scanned), edges.now())
     return plans
